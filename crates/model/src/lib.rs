@@ -1,0 +1,86 @@
+//! mxray's shared vocabulary: the record types and verdict enums every other crate speaks.
+//!
+//! What it does: defines the six records of DESIGN.md ([`ScanRecord`], [`DomainRecord`],
+//! [`DnsHostRecord`], [`SmtpProbeRecord`], [`CertificateRecord`], [`MtaStsPolicyRecord`]),
+//! the verdict vocabularies ([`MxKind`], [`DaneVerdict`], [`MtaStsStatus`], ...), the tagged
+//! [`Record`] used on JSON lines, and [`SCHEMA_VERSION`]. Field names are the wire format for
+//! JSON, ClickHouse and Parquet alike; their rustdoc is the data dictionary.
+//!
+//! What it does not: no I/O, no verdict logic beyond ordering ([`DaneVerdict::severity`]), no
+//! DDL (that is `mxray-store`).
+//!
+//! ```
+//! use mxray_model::{MxKind, Record, RecordKind};
+//! assert_eq!(MxKind::NullMx.as_str(), "null_mx");
+//! assert_eq!(serde_json::to_string(&MxKind::Implicit).unwrap(), "\"implicit\"");
+//! assert_eq!(RecordKind::SmtpProbe.table(), "smtp_probes");
+//! ```
+
+mod records;
+mod time;
+mod vocab;
+
+pub use records::*;
+pub use time::UtcTime;
+pub use vocab::*;
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the record schema. Bump it with every change to a record's fields, together with
+/// a ClickHouse migration in `mxray-store`.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A string that is not part of a vocabulary.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{value:?} is not a valid {vocabulary}")]
+pub struct UnknownVariant {
+    /// The vocabulary (Rust type name).
+    pub vocabulary: &'static str,
+    /// The rejected value.
+    pub value: String,
+}
+
+/// Any record, tagged for JSON lines: `{"record": "smtp_probe", ...fields}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "record", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Record {
+    Scan(ScanRecord),
+    Domain(DomainRecord),
+    DnsHost(DnsHostRecord),
+    SmtpProbe(SmtpProbeRecord),
+    Certificate(CertificateRecord),
+    MtaStsPolicy(MtaStsPolicyRecord),
+}
+
+impl Record {
+    /// Which table this record belongs to.
+    pub fn kind(&self) -> RecordKind {
+        match self {
+            Record::Scan(_) => RecordKind::Scan,
+            Record::Domain(_) => RecordKind::Domain,
+            Record::DnsHost(_) => RecordKind::DnsHost,
+            Record::SmtpProbe(_) => RecordKind::SmtpProbe,
+            Record::Certificate(_) => RecordKind::Certificate,
+            Record::MtaStsPolicy(_) => RecordKind::MtaStsPolicy,
+        }
+    }
+}
+
+macro_rules! record_from {
+    ($($ty:ident => $variant:ident),+) => {$(
+        impl From<$ty> for Record {
+            fn from(r: $ty) -> Self { Record::$variant(r) }
+        }
+    )+};
+}
+record_from!(
+    ScanRecord => Scan,
+    DomainRecord => Domain,
+    DnsHostRecord => DnsHost,
+    SmtpProbeRecord => SmtpProbe,
+    CertificateRecord => Certificate,
+    MtaStsPolicyRecord => MtaStsPolicy
+);
+
+pub mod examples;
