@@ -116,7 +116,11 @@ pub fn smtp_probe() -> SmtpProbeRecord {
         error_class: Some(ProbeErrorClass::PostTlsError),
         error_detail: Some("EHLO after TLS: connection closed".into()),
         banner: "220 mx1.example.com ESMTP Postfix".into(),
-        ehlo_keywords: vec!["PIPELINING".into(), "SIZE 10240000".into(), "STARTTLS".into()],
+        ehlo_keywords: vec![
+            "PIPELINING".into(),
+            "SIZE 10240000".into(),
+            "STARTTLS".into(),
+        ],
         ehlo_raw: "250-mx1.example.com\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250 STARTTLS\r\n"
             .into(),
         starttls_advertised: true,

@@ -53,16 +53,16 @@ pub const RESERVED_V4: &[&str] = &[
 
 /// IPv6 ranges refused by default (RFC 6890 and successors).
 pub const RESERVED_V6: &[&str] = &[
-    "::/128",        // unspecified
-    "::1/128",       // loopback
-    "::ffff:0:0/96", // IPv4-mapped (checked as IPv4 instead)
+    "::/128",         // unspecified
+    "::1/128",        // loopback
+    "::ffff:0:0/96",  // IPv4-mapped (checked as IPv4 instead)
     "64:ff9b:1::/48", // local-use NAT64
-    "100::/64",      // discard-only
-    "2001::/23",     // IETF protocol assignments
-    "2001:db8::/32", // documentation
-    "fc00::/7",      // unique local
-    "fe80::/10",     // link local
-    "ff00::/8",      // multicast
+    "100::/64",       // discard-only
+    "2001::/23",      // IETF protocol assignments
+    "2001:db8::/32",  // documentation
+    "fc00::/7",       // unique local
+    "fe80::/10",      // link local
+    "ff00::/8",       // multicast
 ];
 
 /// Why a destination was refused before any packet was sent.
@@ -117,7 +117,10 @@ impl DestinationPolicy {
                 .filter_map(|s| s.parse().ok())
                 .collect()
         };
-        DestinationPolicy { reserved, blocklist }
+        DestinationPolicy {
+            reserved,
+            blocklist,
+        }
     }
 
     /// Parses a blocklist: one address or CIDR per line, `#` comments, blank lines ignored.
@@ -131,7 +134,10 @@ impl DestinationPolicy {
             let net = line
                 .parse::<IpNet>()
                 .or_else(|_| line.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| BlocklistError { line: i + 1, text: line.to_owned() })?;
+                .map_err(|_| BlocklistError {
+                    line: i + 1,
+                    text: line.to_owned(),
+                })?;
             out.push(net.trunc());
         }
         Ok(out)
@@ -172,7 +178,11 @@ pub struct RateConfig {
 
 impl Default for RateConfig {
     fn default() -> Self {
-        RateConfig { global_per_sec: 1000, per_ip_per_sec: 20, per_prefix_per_sec: 100 }
+        RateConfig {
+            global_per_sec: 1000,
+            per_ip_per_sec: 20,
+            per_prefix_per_sec: 100,
+        }
     }
 }
 
@@ -314,7 +324,11 @@ impl Dialer {
     pub async fn connect(&self, addr: SocketAddr) -> Result<TcpStream, DialError> {
         self.policy.check(addr.ip())?;
         self.limits.until_ready(addr.ip()).await;
-        let target = match self.port_remap.iter().find(|(from, _)| *from == addr.port()) {
+        let target = match self
+            .port_remap
+            .iter()
+            .find(|(from, _)| *from == addr.port())
+        {
             Some((_, to)) => SocketAddr::new(addr.ip(), *to),
             None => addr,
         };
@@ -324,7 +338,9 @@ impl Dialer {
         }
         .map_err(DialError::from_io)?;
         if let Some(src) = self.source_ip {
-            socket.bind(SocketAddr::new(src, 0)).map_err(|e| DialError::Other(Arc::new(e)))?;
+            socket
+                .bind(SocketAddr::new(src, 0))
+                .map_err(|e| DialError::Other(Arc::new(e)))?;
         }
         match tokio::time::timeout(self.connect_timeout, socket.connect(target)).await {
             Ok(Ok(stream)) => {
@@ -338,8 +354,10 @@ impl Dialer {
 }
 
 /// Loopback addresses, handy for tests: `127.0.0.1` and `::1`.
-pub const LOOPBACK: [IpAddr; 2] =
-    [IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)];
+pub const LOOPBACK: [IpAddr; 2] = [
+    IpAddr::V4(Ipv4Addr::LOCALHOST),
+    IpAddr::V6(Ipv6Addr::LOCALHOST),
+];
 
 #[cfg(test)]
 mod tests {
@@ -352,9 +370,23 @@ mod tests {
     #[test]
     fn reserved_ranges_are_refused_by_default() {
         let p = DestinationPolicy::new(false, vec![]);
-        for s in ["127.0.0.1", "10.0.0.1", "172.16.5.5", "192.168.1.1", "100.64.0.1", "::1",
-            "fe80::1", "fd00::1", "::ffff:10.0.0.1", "2001:db8::1", "224.0.0.1"] {
-            assert!(matches!(p.check(ip(s)), Err(Refusal::Reserved { .. })), "{s}");
+        for s in [
+            "127.0.0.1",
+            "10.0.0.1",
+            "172.16.5.5",
+            "192.168.1.1",
+            "100.64.0.1",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:10.0.0.1",
+            "2001:db8::1",
+            "224.0.0.1",
+        ] {
+            assert!(
+                matches!(p.check(ip(s)), Err(Refusal::Reserved { .. })),
+                "{s}"
+            );
         }
         for s in ["8.8.8.8", "2a00:1450::1", "::ffff:8.8.8.8"] {
             assert_eq!(p.check(ip(s)), Ok(()), "{s}");
@@ -367,8 +399,14 @@ mod tests {
             .expect("parse");
         let p = DestinationPolicy::new(true, bl);
         assert_eq!(p.check(ip("127.0.0.1")), Ok(()));
-        assert!(matches!(p.check(ip("127.0.0.2")), Err(Refusal::Blocklisted { .. })));
-        assert!(matches!(p.check(ip("10.9.9.9")), Err(Refusal::Blocklisted { .. })));
+        assert!(matches!(
+            p.check(ip("127.0.0.2")),
+            Err(Refusal::Blocklisted { .. })
+        ));
+        assert!(matches!(
+            p.check(ip("10.9.9.9")),
+            Err(Refusal::Blocklisted { .. })
+        ));
     }
 
     #[test]
@@ -381,21 +419,27 @@ mod tests {
     #[tokio::test]
     async fn blocked_destination_sends_nothing() {
         // A listener on loopback that would see any connection attempt.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let d = Dialer::new(
             Arc::new(DestinationPolicy::new(false, vec![])),
             Arc::new(RateLimits::new(RateConfig::default())),
         );
         assert!(matches!(d.connect(addr).await, Err(DialError::Blocked(_))));
-        let accepted =
-            tokio::time::timeout(Duration::from_millis(200), listener.accept()).await;
-        assert!(accepted.is_err(), "a blocked destination must see no connection");
+        let accepted = tokio::time::timeout(Duration::from_millis(200), listener.accept()).await;
+        assert!(
+            accepted.is_err(),
+            "a blocked destination must see no connection"
+        );
     }
 
     #[tokio::test]
     async fn refused_and_remapped_connects() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let d = Dialer::new(
             Arc::new(DestinationPolicy::new(true, vec![])),
@@ -403,14 +447,20 @@ mod tests {
         )
         .with_source_ip(Some(ip("127.0.0.1")))
         .with_port_remap(25, port);
-        let s = d.connect("127.0.0.1:25".parse().expect("sa")).await.expect("connect");
+        let s = d
+            .connect("127.0.0.1:25".parse().expect("sa"))
+            .await
+            .expect("connect");
         assert_eq!(s.peer_addr().expect("peer").port(), port);
         drop(listener);
         let d2 = Dialer::new(
             Arc::new(DestinationPolicy::new(true, vec![])),
             Arc::new(RateLimits::new(RateConfig::default())),
         );
-        let err = d2.connect(SocketAddr::new(ip("127.0.0.1"), port)).await.expect_err("closed");
+        let err = d2
+            .connect(SocketAddr::new(ip("127.0.0.1"), port))
+            .await
+            .expect_err("closed");
         assert!(matches!(err, DialError::Refused), "{err:?}");
     }
 }

@@ -1,0 +1,647 @@
+//! Options in two stages: raw values (flags and an optional TOML file), then one validated
+//! [`Settings`] that every subcommand reads.
+//!
+//! Precedence: a flag on the command line beats the config file, which beats the default.
+//! Every default is documented on the [`SharedArgs`] field (that text is also `--help`).
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use mxray_net::{DestinationPolicy, Dialer, RateConfig, RateLimits};
+
+/// A configuration problem: reported as one line, exit status 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct UsageError(pub(crate) String);
+
+fn usage(msg: impl Into<String>) -> UsageError {
+    UsageError(msg.into())
+}
+
+/// How DNSSEC status is determined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum DnssecChoice {
+    /// Trust the AD bit of the configured resolver (run a validating resolver such as Unbound
+    /// on loopback).
+    Ad,
+    /// Validate locally (root anchor built in, plus `--trust-anchor`).
+    Validate,
+}
+
+/// The options shared by every subcommand (DESIGN.md "Shared options").
+///
+/// Every field is optional here so that we can tell "not given" from "given": the defaults
+/// below are applied in [`Settings::resolve`], after the config file.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct SharedArgs {
+    /// TOML file with any of these options (keys as the long flag names, `-` or `_`);
+    /// flags given on the command line win.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// DNS resolver to query, IP or IP:PORT (repeatable; queries are spread over all).
+    /// Default 127.0.0.1:53: mxray never reads /etc/resolv.conf; run a validating resolver
+    /// (Unbound) on loopback.
+    #[arg(long = "resolver", global = true, value_name = "IP[:PORT]")]
+    pub resolvers: Vec<String>,
+
+    /// DNSSEC mode. Default `ad` (trust the AD bit of the loopback validating resolver).
+    #[arg(long, global = true, value_enum)]
+    pub dnssec: Option<DnssecChoice>,
+
+    /// Extra DNSSEC trust anchors for `--dnssec validate` (DS or DNSKEY presentation lines).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub trust_anchor: Option<PathBuf>,
+
+    /// Extra trusted root certificates (PEM) for SMTP PKIX checks and MTA-STS HTTPS,
+    /// added to the built-in webpki roots.
+    #[arg(long, global = true, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+
+    /// Local address to bind for outgoing connections (one vantage per address).
+    /// Default: chosen by the OS.
+    #[arg(long, global = true, value_name = "IP")]
+    pub source_ip: Option<String>,
+
+    /// Label written into every record. Default `default`.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub vantage: Option<String>,
+
+    /// Name sent in EHLO. Default: this machine's host name. Use a name whose forward and
+    /// reverse DNS point at the scanner, so operators can identify and reach you.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub ehlo_name: Option<String>,
+
+    /// New connections per second, all destinations together. Default 1000: a top-million
+    /// scan in well under an hour, while no single network sees more than the per-IP limit.
+    #[arg(long, global = true, value_name = "N")]
+    pub rate: Option<u32>,
+
+    /// New connections per second to one IP. Default 20, as zgrab2.
+    #[arg(long, global = true, value_name = "N")]
+    pub per_ip_rate: Option<u32>,
+
+    /// Concurrent sessions (SMTP probes, HTTPS fetches, DNS lookups each). Default 1000: enough
+    /// to hide 10 s timeouts at 100/s, small enough for one 2-core machine.
+    #[arg(long, global = true, value_name = "N")]
+    pub concurrency: Option<usize>,
+
+    /// Timeout in seconds for each network step (connect, each SMTP reply, TLS handshake,
+    /// DNS query, HTTPS fetch). Default 10: RFC 5321 §4.5.3.2 allows far longer, but
+    /// measurement needs bounded scans and slow servers are recorded as timeouts.
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECS",
+        allow_negative_numbers = true
+    )]
+    pub timeout: Option<f64>,
+
+    /// SMTP port to probe. Default 25.
+    #[arg(long, global = true, value_name = "N")]
+    pub smtp_port: Option<u16>,
+
+    /// File of IPs/CIDRs never to contact (one per line, # comments).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub blocklist: Option<PathBuf>,
+
+    /// Allow reserved and private destinations (refused by default, as ZMap does).
+    #[arg(long, global = true)]
+    pub allow_private: bool,
+
+    /// Scan only shard I of N (0-based), chosen by a stable hash of the domain.
+    /// Default 0/1 (everything).
+    #[arg(long, global = true, value_name = "I/N")]
+    pub shard: Option<String>,
+
+    /// Continue an interrupted scan in the same output directory.
+    #[arg(long, global = true)]
+    pub resume: bool,
+
+    /// Parquet output directory. Default for `scan`: ./mxray-out/<scan_id>/.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// ClickHouse URL, e.g. http://user:pass@127.0.0.1:8123/mxray (database in the path).
+    #[arg(long, global = true, value_name = "URL")]
+    pub clickhouse: Option<String>,
+
+    /// JSON lines output file, or `-` for stdout.
+    #[arg(long, global = true, value_name = "PATH|-")]
+    pub jsonl: Option<String>,
+}
+
+/// The TOML config file: the same options, snake_case or kebab-case keys. Unknown keys are an
+/// error (a typo must not silently fall back to a default).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+struct ConfigFile {
+    #[serde(alias = "resolvers")]
+    resolver: Option<Vec<String>>,
+    dnssec: Option<DnssecChoice>,
+    #[serde(alias = "trust-anchor")]
+    trust_anchor: Option<PathBuf>,
+    #[serde(alias = "ca-file")]
+    ca_file: Option<PathBuf>,
+    #[serde(alias = "source-ip")]
+    source_ip: Option<String>,
+    vantage: Option<String>,
+    #[serde(alias = "ehlo-name")]
+    ehlo_name: Option<String>,
+    rate: Option<u32>,
+    #[serde(alias = "per-ip-rate")]
+    per_ip_rate: Option<u32>,
+    concurrency: Option<usize>,
+    timeout: Option<f64>,
+    #[serde(alias = "smtp-port")]
+    smtp_port: Option<u16>,
+    blocklist: Option<PathBuf>,
+    #[serde(alias = "allow-private")]
+    allow_private: Option<bool>,
+    shard: Option<String>,
+    out: Option<PathBuf>,
+    clickhouse: Option<String>,
+    jsonl: Option<String>,
+}
+
+/// `--shard I/N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub(crate) struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    /// Whether `domain` belongs to this shard: FNV-1a of the normalised name, modulo N. Stable
+    /// across runs, machines and versions (never change it: shards of old scans depend on it).
+    pub(crate) fn contains(&self, domain: &str) -> bool {
+        if self.count <= 1 {
+            return true;
+        }
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in domain.as_bytes() {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h % u64::from(self.count) == u64::from(self.index)
+    }
+}
+
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// Where records go.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct Outputs {
+    /// Parquet directory.
+    pub out: Option<PathBuf>,
+    /// ClickHouse URL (validated: http or https). Serialized without its password.
+    #[serde(serialize_with = "redacted_url")]
+    pub clickhouse: Option<url::Url>,
+    /// JSON lines path or `-`.
+    pub jsonl: Option<String>,
+}
+
+fn redacted_url<S: serde::Serializer>(u: &Option<url::Url>, s: S) -> Result<S::Ok, S::Error> {
+    match u {
+        Some(u) => {
+            let mut u = u.clone();
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            s.serialize_some(u.as_str())
+        }
+        None => s.serialize_none(),
+    }
+}
+
+/// Validated settings. Serialized (without secrets) into the `scan` record's `config`.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Settings {
+    pub resolvers: Vec<SocketAddr>,
+    pub dnssec: DnssecChoice,
+    pub trust_anchor: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    /// The PEM text of `ca_file`, read and checked at validation.
+    #[serde(skip)]
+    pub ca_pem: Option<String>,
+    pub source_ip: Option<IpAddr>,
+    pub vantage: String,
+    pub ehlo_name: String,
+    pub rate: u32,
+    pub per_ip_rate: u32,
+    pub concurrency: usize,
+    #[serde(serialize_with = "secs")]
+    pub timeout: Duration,
+    pub smtp_port: u16,
+    pub blocklist_file: Option<PathBuf>,
+    #[serde(skip)]
+    pub blocklist: Vec<IpNet>,
+    pub allow_private: bool,
+    pub shard: Shard,
+    pub resume: bool,
+    pub outputs: Outputs,
+}
+
+fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+fn read_file(what: &str, path: &Path) -> Result<String, UsageError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| usage(format!("{what} {}: cannot read: {e}", path.display())))
+}
+
+fn in_range<T: PartialOrd + fmt::Display + Copy>(
+    flag: &str,
+    v: T,
+    lo: T,
+    hi: T,
+) -> Result<T, UsageError> {
+    if v < lo || v > hi {
+        Err(usage(format!("{flag} {v}: must be between {lo} and {hi}")))
+    } else {
+        Ok(v)
+    }
+}
+
+/// Parses `IP` or `IP:PORT` or `[IPv6]:PORT`; the port defaults to 53.
+pub(crate) fn parse_resolver(s: &str) -> Result<SocketAddr, UsageError> {
+    if let Ok(sa) = s.parse::<SocketAddr>() {
+        return Ok(sa);
+    }
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, 53));
+    }
+    Err(usage(format!(
+        "--resolver {s:?}: not an IP address or IP:PORT (mxray takes resolver addresses, not names)"
+    )))
+}
+
+fn system_host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+fn valid_hostname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+}
+
+impl Settings {
+    /// Applies the config file (if any) under the flags, fills defaults, validates everything.
+    pub(crate) fn resolve(args: &SharedArgs) -> Result<Settings, UsageError> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = read_file("--config", path)?;
+                toml::from_str::<ConfigFile>(&text).map_err(|e| {
+                    let msg = e.message().to_owned();
+                    usage(format!("--config {}: {msg}", path.display()))
+                })?
+            }
+            None => ConfigFile::default(),
+        };
+
+        let resolver_texts = if !args.resolvers.is_empty() {
+            args.resolvers.clone()
+        } else {
+            file.resolver
+                .clone()
+                .unwrap_or_else(|| vec!["127.0.0.1:53".into()])
+        };
+        let resolvers = resolver_texts
+            .iter()
+            .map(|s| parse_resolver(s))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let dnssec = args.dnssec.or(file.dnssec).unwrap_or(DnssecChoice::Ad);
+        let trust_anchor = args.trust_anchor.clone().or(file.trust_anchor);
+        if let Some(p) = &trust_anchor {
+            read_file("--trust-anchor", p)?;
+            if dnssec != DnssecChoice::Validate {
+                return Err(usage(format!(
+                    "--trust-anchor {}: only used with --dnssec validate",
+                    p.display()
+                )));
+            }
+        }
+
+        let ca_file = args.ca_file.clone().or(file.ca_file);
+        let ca_pem = match &ca_file {
+            Some(p) => {
+                let pem = read_file("--ca-file", p)?;
+                if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                    return Err(usage(format!(
+                        "--ca-file {}: no PEM certificate in it",
+                        p.display()
+                    )));
+                }
+                Some(pem)
+            }
+            None => None,
+        };
+
+        let source_ip = match args.source_ip.clone().or(file.source_ip) {
+            Some(s) => Some(
+                s.parse::<IpAddr>()
+                    .map_err(|_| usage(format!("--source-ip {s:?}: not an IP address")))?,
+            ),
+            None => None,
+        };
+
+        let vantage = args
+            .vantage
+            .clone()
+            .or(file.vantage)
+            .unwrap_or_else(|| "default".into());
+        if vantage.is_empty()
+            || vantage.len() > 64
+            || !vantage
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Err(usage(format!(
+                "--vantage {vantage:?}: use 1-64 characters from a-z, 0-9, '-', '_', '.'"
+            )));
+        }
+
+        let ehlo_name = args
+            .ehlo_name
+            .clone()
+            .or(file.ehlo_name)
+            .unwrap_or_else(system_host_name);
+        if !valid_hostname(&ehlo_name) {
+            return Err(usage(format!(
+                "--ehlo-name {ehlo_name:?}: not a valid host name"
+            )));
+        }
+
+        let rate = in_range(
+            "--rate",
+            args.rate.or(file.rate).unwrap_or(1000),
+            1,
+            1_000_000,
+        )?;
+        let per_ip_rate = in_range(
+            "--per-ip-rate",
+            args.per_ip_rate.or(file.per_ip_rate).unwrap_or(20),
+            1,
+            10_000,
+        )?;
+        let concurrency = in_range(
+            "--concurrency",
+            args.concurrency.or(file.concurrency).unwrap_or(1000),
+            1,
+            100_000,
+        )?;
+        let timeout_s = args.timeout.or(file.timeout).unwrap_or(10.0);
+        if !timeout_s.is_finite() {
+            return Err(usage(format!(
+                "--timeout {timeout_s}: must be a number of seconds"
+            )));
+        }
+        let timeout_s = in_range("--timeout", timeout_s, 0.1, 3600.0)?;
+        let smtp_port = in_range(
+            "--smtp-port",
+            args.smtp_port.or(file.smtp_port).unwrap_or(25),
+            1,
+            65535,
+        )?;
+
+        let blocklist_file = args.blocklist.clone().or(file.blocklist);
+        let blocklist = match &blocklist_file {
+            Some(p) => DestinationPolicy::parse_blocklist(&read_file("--blocklist", p)?)
+                .map_err(|e| usage(format!("--blocklist {}: {e}", p.display())))?,
+            None => Vec::new(),
+        };
+        let allow_private = args.allow_private || file.allow_private.unwrap_or(false);
+
+        let shard = match args.shard.clone().or(file.shard) {
+            Some(s) => parse_shard(&s)?,
+            None => Shard { index: 0, count: 1 },
+        };
+
+        let clickhouse = match args.clickhouse.clone().or(file.clickhouse) {
+            Some(s) => {
+                let u = url::Url::parse(&s)
+                    .map_err(|e| usage(format!("--clickhouse {s:?}: invalid URL: {e}")))?;
+                if !matches!(u.scheme(), "http" | "https") || u.host().is_none() {
+                    return Err(usage(format!(
+                        "--clickhouse {s:?}: must be an http:// or https:// URL with a host"
+                    )));
+                }
+                Some(u)
+            }
+            None => None,
+        };
+        let outputs = Outputs {
+            out: args.out.clone().or(file.out),
+            clickhouse,
+            jsonl: args.jsonl.clone().or(file.jsonl),
+        };
+
+        Ok(Settings {
+            resolvers,
+            dnssec,
+            trust_anchor,
+            ca_file,
+            ca_pem,
+            source_ip,
+            vantage,
+            ehlo_name,
+            rate,
+            per_ip_rate,
+            concurrency,
+            timeout: Duration::from_secs_f64(timeout_s),
+            smtp_port,
+            blocklist_file,
+            blocklist,
+            allow_private,
+            shard,
+            resume: args.resume,
+            outputs,
+        })
+    }
+
+    /// The settings as a JSON object (secrets redacted), for the `scan` record.
+    pub(crate) fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
+    }
+
+    /// A dialer with this configuration's destination policy, rate limits, source address and
+    /// connect timeout. Each call creates new rate limiters: call it once per process and clone.
+    pub(crate) fn dialer(&self) -> Dialer {
+        let policy = Arc::new(DestinationPolicy::new(
+            self.allow_private,
+            self.blocklist.clone(),
+        ));
+        let limits = Arc::new(RateLimits::new(RateConfig {
+            global_per_sec: self.rate,
+            per_ip_per_sec: self.per_ip_rate,
+            ..RateConfig::default()
+        }));
+        Dialer::new(policy, limits)
+            .with_source_ip(self.source_ip)
+            .with_connect_timeout(self.timeout)
+    }
+}
+
+fn parse_shard(s: &str) -> Result<Shard, UsageError> {
+    let bad = || {
+        usage(format!(
+            "--shard {s:?}: expected I/N with 0 <= I < N, e.g. 0/4"
+        ))
+    };
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let index: u32 = i.trim().parse().map_err(|_| bad())?;
+    let count: u32 = n.trim().parse().map_err(|_| bad())?;
+    if count == 0 || index >= count {
+        return Err(bad());
+    }
+    Ok(Shard { index, count })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(args: SharedArgs) -> Settings {
+        Settings::resolve(&args).expect("valid")
+    }
+
+    fn err(args: SharedArgs) -> String {
+        Settings::resolve(&args).expect_err("invalid").to_string()
+    }
+
+    #[test]
+    fn defaults_are_documented_values() {
+        let s = ok(SharedArgs::default());
+        assert_eq!(
+            s.resolvers,
+            vec!["127.0.0.1:53".parse::<SocketAddr>().expect("sa")]
+        );
+        assert_eq!(s.dnssec, DnssecChoice::Ad);
+        assert_eq!(
+            (s.rate, s.per_ip_rate, s.concurrency, s.smtp_port),
+            (1000, 20, 1000, 25)
+        );
+        assert_eq!(s.timeout, Duration::from_secs(10));
+        assert_eq!(s.vantage, "default");
+        assert_eq!(s.shard, Shard { index: 0, count: 1 });
+        assert!(!s.allow_private);
+    }
+
+    #[test]
+    fn out_of_range_values_name_the_flag_and_value() {
+        assert_eq!(
+            err(SharedArgs {
+                rate: Some(0),
+                ..Default::default()
+            }),
+            "--rate 0: must be between 1 and 1000000"
+        );
+        assert!(err(SharedArgs {
+            shard: Some("3/3".into()),
+            ..Default::default()
+        })
+        .starts_with("--shard \"3/3\""));
+        assert!(err(SharedArgs {
+            resolvers: vec!["dns.google".into()],
+            ..Default::default()
+        })
+        .contains("\"dns.google\""));
+        assert!(err(SharedArgs {
+            clickhouse: Some("ftp://x/".into()),
+            ..Default::default()
+        })
+        .contains("ftp://x/"));
+        assert!(err(SharedArgs {
+            timeout: Some(f64::NAN),
+            ..Default::default()
+        })
+        .starts_with("--timeout"));
+    }
+
+    #[test]
+    fn config_file_is_under_flags() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("mxray.toml");
+        std::fs::write(
+            &path,
+            "rate = 50\nvantage = \"office\"\nper-ip-rate = 3\nresolver = [\"127.0.0.2:5353\"]\n",
+        )
+        .expect("write");
+        let s = ok(SharedArgs {
+            config: Some(path.clone()),
+            rate: Some(70),
+            ..Default::default()
+        });
+        assert_eq!(s.rate, 70, "flag wins");
+        assert_eq!(s.per_ip_rate, 3, "file beats default");
+        assert_eq!(s.vantage, "office");
+        assert_eq!(
+            s.resolvers[0],
+            "127.0.0.2:5353".parse::<SocketAddr>().expect("sa")
+        );
+
+        std::fs::write(&path, "rat = 50\n").expect("write");
+        let e = err(SharedArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        });
+        assert!(e.contains("mxray.toml") && e.contains("rat"), "{e}");
+
+        let e = err(SharedArgs {
+            config: Some(dir.path().join("missing.toml")),
+            ..Default::default()
+        });
+        assert!(
+            e.contains("missing.toml") && e.contains("cannot read"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn shards_partition_the_input() {
+        let names: Vec<String> = (0..3000).map(|i| format!("d{i}.example")).collect();
+        let shards: Vec<Shard> = (0..3).map(|index| Shard { index, count: 3 }).collect();
+        for n in &names {
+            assert_eq!(shards.iter().filter(|s| s.contains(n)).count(), 1, "{n}");
+        }
+        for s in &shards {
+            let c = names.iter().filter(|n| s.contains(n)).count();
+            assert!((800..1200).contains(&c), "shard {s} has {c}");
+        }
+    }
+
+    #[test]
+    fn config_json_redacts_password() {
+        let s = ok(SharedArgs {
+            clickhouse: Some("http://u:secret@127.0.0.1:8123/mxray".into()),
+            ..Default::default()
+        });
+        let j = s.to_json();
+        assert!(!j.contains("secret") && j.contains("***"), "{j}");
+    }
+}
