@@ -1,0 +1,437 @@
+"""Run the mxray SQL library (notebooks/sql/*.sql) on a ClickHouse server or on Parquet files.
+
+The queries name plain tables (``scans``, ``domains``, ``dns_hosts``, ``smtp_probes``,
+``certificates``, ``mta_sts_policies``, ``ip_asn``). This module binds those names:
+
+- to a ClickHouse database (``http[s]://[user[:password]@]host[:port][/database]``, the database
+  defaults to ``mxray``) through clickhouse-connect; on servers that know the ``final`` setting
+  (ClickHouse 23.2 and later) every query runs with ``final = 1``, so rows that the
+  ReplacingMergeTree tables have not merged yet are not counted twice;
+- or to views over Parquet files in an in-process chDB session (the current ClickHouse engine):
+  a result directory of ``mxray scan --out DIR``, a release written by ``scripts/export-dataset``,
+  a directory of such directories, or several of them. ``ip_asn`` comes from an ``ip_asn.parquet``
+  found there (``scripts/load-asn``), or from ``ip_asn=PATH``; without one it is an empty table.
+
+What it does not do: it does not change the SQL. Each file runs unchanged with ``clickhouse
+client``/``clickhouse local`` (pass ``--param_NAME=VALUE``); this module only substitutes the
+``{name:Type}`` parameters with literals (the defaults are declared in each file's header).
+
+Example::
+
+    import mxray_sql
+    with mxray_sql.connect("datasets/example") as src:
+        df = src.run("adoption_domains")
+        certs = src.run("certs_expiring", days=30)
+
+Command line::
+
+    python notebooks/mxray_sql.py list
+    python notebooks/mxray_sql.py run datasets/example vantage_disagreement
+    python notebooks/mxray_sql.py run http://127.0.0.1:8123/mxray certs_expiring --param days=14
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import os
+import re
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping
+
+SQL_DIR = Path(__file__).resolve().parent / "sql"
+
+#: The tables every source provides (the six mxray tables plus the IP-to-AS map).
+SCAN_TABLES = ("scans", "domains", "dns_hosts", "smtp_probes", "certificates", "mta_sts_policies")
+TABLES = SCAN_TABLES + ("ip_asn",)
+
+#: Columns of ``ip_asn`` (what ``scripts/load-asn`` writes).
+IP_ASN_DDL = (
+    "(family UInt8, network String, length UInt8, asn UInt32, as_name String, country String)"
+)
+
+_PARAM_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*):([A-Za-z0-9_() ,']+)\}")
+_HEADER_PARAM_RE = re.compile(
+    r"^--\s*Param\s+([A-Za-z_][A-Za-z0-9_]*)\s+([A-Za-z0-9_()]+)\s*=\s*([^\s:]+)\s*:?\s*(.*)$"
+)
+
+
+class QueryError(Exception):
+    """A query could not be loaded, bound or run (message names the query)."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """A ``{name:Type}`` parameter declared in a query header (``-- Param name Type = default``)."""
+
+    name: str
+    type: str
+    default: str
+    doc: str
+
+
+@dataclass(frozen=True)
+class Query:
+    """One SQL file of the library, with its parsed header."""
+
+    name: str
+    path: Path
+    text: str
+    question: str
+    columns: tuple[tuple[str, str], ...]
+    params: Mapping[str, Param] = field(default_factory=dict)
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c for c, _ in self.columns]
+
+
+def _parse_header(name: str, path: Path, text: str) -> Query:
+    question: list[str] = []
+    columns: list[tuple[str, str]] = []
+    params: dict[str, Param] = {}
+    section = None
+    for line in text.splitlines():
+        if not line.startswith("--"):
+            break
+        body = line[2:].strip()
+        m = _HEADER_PARAM_RE.match(line)
+        if m:
+            params[m.group(1)] = Param(m.group(1), m.group(2), m.group(3), m.group(4).strip())
+            section = None
+            continue
+        if body.startswith("Question:"):
+            section = "q"
+            question.append(body[len("Question:"):].strip())
+        elif body.startswith("Columns:"):
+            section = "c"
+        elif section == "q" and body:
+            question.append(body)
+        elif section == "c" and body:
+            col, _, doc = body.partition(":")
+            if " " in col.strip() or not col.strip():
+                raise QueryError(f"{path}: malformed column line {line!r}")
+            columns.append((col.strip(), doc.strip()))
+        elif not body:
+            section = None
+    if not question or not columns:
+        raise QueryError(f"{path}: the header needs a '-- Question:' and a '-- Columns:' section")
+    return Query(name, path, text, " ".join(question), tuple(columns), params)
+
+
+def load_query(name: str) -> Query:
+    """The query ``notebooks/sql/<name>.sql``."""
+    path = SQL_DIR / f"{name}.sql"
+    if not path.is_file():
+        known = ", ".join(q.name for q in list_queries())
+        raise QueryError(f"no query {name!r} in {SQL_DIR} (known: {known})")
+    return _parse_header(name, path, path.read_text(encoding="utf-8"))
+
+
+def list_queries() -> list[Query]:
+    """Every query of the library, by name."""
+    return [load_query(p.stem) for p in sorted(SQL_DIR.glob("*.sql"))]
+
+
+def _literal(value: object, ch_type: str, where: str) -> str:
+    base = ch_type
+    if base.startswith("Nullable("):
+        if value is None:
+            return "NULL"
+        base = base[len("Nullable("):-1]
+    if re.fullmatch(r"U?Int(8|16|32|64|128|256)", base):
+        try:
+            n = int(str(value), 10)
+        except ValueError:
+            raise QueryError(f"{where}: {value!r} is not an integer ({ch_type})") from None
+        if base.startswith("U") and n < 0:
+            raise QueryError(f"{where}: {value!r} is negative ({ch_type})")
+        return str(n)
+    if re.fullmatch(r"Float(32|64)", base):
+        try:
+            return repr(float(str(value)))
+        except ValueError:
+            raise QueryError(f"{where}: {value!r} is not a number ({ch_type})") from None
+    if base == "Date":
+        text = value.isoformat() if isinstance(value, _dt.date) else str(value)
+        try:
+            _dt.date.fromisoformat(text)
+        except ValueError:
+            raise QueryError(f"{where}: {value!r} is not a date YYYY-MM-DD") from None
+        return f"toDate('{text}')"
+    if base == "String":
+        text = str(value).replace("\\", "\\\\").replace("'", "\\'")
+        return f"'{text}'"
+    raise QueryError(f"{where}: parameter type {ch_type} is not supported by the runner")
+
+
+def bind(query: Query, params: Mapping[str, object] | None = None) -> str:
+    """The SQL of ``query`` with every ``{name:Type}`` replaced by a literal.
+
+    Values come from ``params``, else from the header's defaults; an unknown parameter name or
+    a missing value is an error (a typo must not silently run with the default).
+    """
+    params = dict(params or {})
+    unknown = set(params) - set(query.params)
+    if unknown:
+        raise QueryError(
+            f"{query.name}: unknown parameter(s) {sorted(unknown)}; "
+            f"declared: {sorted(query.params) or 'none'}"
+        )
+
+    def sub(m: re.Match[str]) -> str:
+        name, ch_type = m.group(1), m.group(2)
+        if name in params:
+            value = params[name]
+        elif name in query.params:
+            value = query.params[name].default
+        else:
+            raise QueryError(f"{query.name}: parameter {{{name}}} has no '-- Param' header line")
+        return _literal(value, ch_type, f"{query.name}.{name}")
+
+    return _PARAM_RE.sub(sub, query.text)
+
+
+class Source:
+    """Where the tables live. Use :func:`connect`; call :meth:`close` (or use ``with``)."""
+
+    description = ""
+
+    def sql(self, sql: str):  # pragma: no cover - interface
+        """Run raw SQL, return a pandas DataFrame."""
+        raise NotImplementedError
+
+    def run(self, name: str, **params: object):
+        """Run library query ``name`` with ``params``; a pandas DataFrame in the header's
+        column order."""
+        query = load_query(name)
+        try:
+            df = self.sql(bind(query, params))
+        except QueryError:
+            raise
+        except Exception as e:  # the engines raise their own exception types
+            hint = ""
+            if "ip_asn" in str(e):
+                hint = " (load a prefix-to-AS table with scripts/load-asn)"
+            raise QueryError(f"{name} failed on {self.description}: {e}{hint}") from e
+        return df
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _sql_string(s: str) -> str:
+    return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def find_table_files(roots: Iterable[os.PathLike | str], table: str) -> list[Path]:
+    """``<table>.parquet`` in each root and in its sub-directories (a directory of scans)."""
+    found: list[Path] = []
+    for root in roots:
+        root = Path(root)
+        if root.is_file():
+            if root.name == f"{table}.parquet":
+                found.append(root.resolve())
+            continue
+        direct = root / f"{table}.parquet"
+        if direct.is_file():
+            found.append(direct.resolve())
+        else:
+            found.extend(p.resolve() for p in sorted(root.glob(f"*/{table}.parquet")))
+    return found
+
+
+_CHDB = {"session": None, "tmp": None, "count": 0}
+
+
+def _chdb_session():
+    """The process-wide chDB session (chDB runs one embedded server per process)."""
+    if _CHDB["session"] is None:
+        import atexit
+
+        import chdb.session  # imported here: the server path does not need chDB
+
+        _CHDB["tmp"] = tempfile.TemporaryDirectory(prefix="mxray-chdb-")
+        _CHDB["session"] = chdb.session.Session(_CHDB["tmp"].name)
+
+        def _cleanup():
+            if _CHDB["session"] is not None:
+                _CHDB["session"].close()
+                _CHDB["session"] = None
+            _CHDB["tmp"].cleanup()
+
+        atexit.register(_cleanup)
+    return _CHDB["session"]
+
+
+class ParquetSource(Source):
+    """The tables as views over Parquet files, in a database of its own in the process-wide
+    chDB session (several sources can be open at once)."""
+
+    def __init__(self, roots: Iterable[os.PathLike | str], ip_asn: os.PathLike | str | None = None):
+        self.roots = [Path(r) for r in roots]
+        for r in self.roots:
+            if not r.exists():
+                raise QueryError(f"no such Parquet directory or file: {r}")
+        self._session = _chdb_session()
+        _CHDB["count"] += 1
+        self.database = f"mxray_{os.getpid()}_{_CHDB['count']}"
+        self.description = "Parquet " + ", ".join(str(r) for r in self.roots)
+        self.files: dict[str, list[Path]] = {}
+        db = self.database
+        self._exec(f"CREATE DATABASE {db}")
+        try:
+            for table in SCAN_TABLES:
+                files = find_table_files(self.roots, table)
+                if not files:
+                    raise QueryError(
+                        f"no {table}.parquet under {', '.join(map(str, self.roots))}")
+                self.files[table] = files
+                body = " UNION ALL ".join(
+                    f"SELECT * FROM file({_sql_string(str(f))}, Parquet)" for f in files
+                )
+                self._exec(f"CREATE VIEW {db}.{table} AS {body}")
+            asn_files = ([Path(ip_asn).resolve()] if ip_asn
+                         else find_table_files(self.roots, "ip_asn"))
+            if asn_files:
+                self.files["ip_asn"] = asn_files
+                body = " UNION ALL ".join(
+                    f"SELECT family, network, length, asn, as_name, country "
+                    f"FROM file({_sql_string(str(f))}, Parquet)"
+                    for f in asn_files
+                )
+                self._exec(f"CREATE VIEW {db}.ip_asn AS {body}")
+            else:
+                self._exec(f"CREATE TABLE {db}.ip_asn {IP_ASN_DDL} ENGINE = Memory")
+        except QueryError:
+            self.close()
+            raise
+        except Exception as e:
+            self.close()
+            raise QueryError(f"cannot read {self.description}: {e}") from e
+
+    def _exec(self, sql: str) -> None:
+        self._session.query(sql, "CSV")
+
+    def sql(self, sql: str):
+        if self._session is None:
+            raise QueryError(f"{self.description}: the source is closed")
+        self._exec(f"USE {self.database}")
+        return self._session.query(sql, "DataFrame")
+
+    def close(self) -> None:
+        if self._session is not None:
+            try:
+                self._exec(f"DROP DATABASE IF EXISTS {self.database}")
+            finally:
+                self._session = None
+
+
+class ClickHouseSource(Source):
+    """The tables of one ClickHouse database, through clickhouse-connect (HTTP)."""
+
+    def __init__(self, url: str):
+        import urllib.parse
+
+        import clickhouse_connect
+
+        u = urllib.parse.urlsplit(url)
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise QueryError(f"not a ClickHouse HTTP URL: {url!r}")
+        database = u.path.strip("/") or "mxray"
+        self.description = f"ClickHouse {u.hostname}:{u.port}/{database}"
+        try:
+            self.client = clickhouse_connect.get_client(
+                host=u.hostname,
+                port=u.port or (8443 if u.scheme == "https" else 8123),
+                username=urllib.parse.unquote(u.username or "default"),
+                password=urllib.parse.unquote(u.password or ""),
+                database=database,
+                secure=u.scheme == "https",
+            )
+        except Exception as e:  # clickhouse-connect raises its own types
+            raise QueryError(
+                f"cannot connect to {self.description}: {e} (the SQL library and "
+                "clickhouse-connect need a current ClickHouse; for an old server, query the "
+                "Parquet files with chDB instead)"
+            ) from e
+        version = str(self.client.server_version)
+        parts = [int(p) for p in re.findall(r"\d+", version)[:2]] + [0, 0]
+        # FINAL for every table, so unmerged duplicates of the ReplacingMergeTree tables are not
+        # counted twice (the `final` setting exists since 23.2).
+        self.settings = {"final": 1} if (parts[0], parts[1]) >= (23, 2) else {}
+
+    def sql(self, sql: str):
+        return self.client.query_df(sql, settings=self.settings)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def connect(source, ip_asn: os.PathLike | str | None = None) -> Source:
+    """A :class:`Source` for a ClickHouse URL, or for one or several Parquet directories."""
+    if isinstance(source, Source):
+        return source
+    if isinstance(source, str) and re.match(r"^https?://", source):
+        return ClickHouseSource(source)
+    roots = [source] if isinstance(source, (str, os.PathLike)) else list(source)
+    return ParquetSource(roots, ip_asn=ip_asn)
+
+
+def default_source() -> str:
+    """``$MXRAY_SOURCE``, else the example dataset checked in beside the notebooks."""
+    env = os.environ.get("MXRAY_SOURCE")
+    if env:
+        return env
+    return str(Path(__file__).resolve().parent.parent / "datasets" / "example")
+
+
+def _main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("list", help="list the queries and their questions")
+    r = sub.add_parser("run", help="run a query")
+    r.add_argument("source", help="ClickHouse URL or Parquet directory")
+    r.add_argument("query")
+    r.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    r.add_argument("--ip-asn", help="ip_asn.parquet to use (Parquet sources)")
+    r.add_argument("--format", choices=["table", "csv"], default="table")
+    a = ap.parse_args(argv)
+    if a.cmd == "list":
+        for q in list_queries():
+            params = " ".join(f"{p.name}={p.default}" for p in q.params.values())
+            print(f"{q.name}: {q.question}" + (f" [{params}]" if params else ""))
+        return 0
+    params = {}
+    for p in a.param:
+        k, eq, v = p.partition("=")
+        if not eq:
+            ap.error(f"--param wants NAME=VALUE, got {p!r}")
+        params[k] = v
+    try:
+        with connect(a.source, ip_asn=a.ip_asn) as src:
+            df = src.run(a.query, **params)
+    except QueryError as e:
+        print(f"mxray_sql: {e}", file=sys.stderr)
+        return 1
+    if a.format == "csv":
+        df.to_csv(sys.stdout, index=False)
+    else:
+        import pandas as pd
+
+        with pd.option_context("display.max_rows", 500, "display.width", 200):
+            print(df.to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())

@@ -1,0 +1,53 @@
+-- Question: Which IP:port destinations offered STARTTLS to one vantage but not to another in
+--   the same scan window (the same UTC scan date)? One row per destination, date and vantage
+--   that did NOT see STARTTLS while another vantage did: the signal `vantage_disagreement`,
+--   attributed to the vantage whose path most likely strips it. Only sessions that reached an
+--   EHLO answer count as observations (a timeout says nothing about STARTTLS).
+-- Columns:
+--   scan_date: UTC date of the scan window (Date)
+--   vantage: the vantage that did not see STARTTLS
+--   ip: destination IP address
+--   port: destination TCP port
+--   seen_by: the vantages that saw STARTTLS advertised on the same date (sorted)
+--   hosts: MX host names (SNI) probed on this IP from this vantage (sorted)
+--   results: probe results from this vantage (sorted, distinct)
+--   signals: stripping signals recorded in this vantage's probes (sorted, distinct)
+WITH
+    scan_dates AS (
+        SELECT scan_id, vantage, toDate(min(started_at)) AS scan_date
+        FROM scans
+        GROUP BY scan_id, vantage
+    ),
+    observed AS (
+        SELECT
+            s.scan_date AS scan_date,
+            p.vantage AS vantage,
+            p.ip AS ip,
+            p.port AS port,
+            max(toUInt8(p.starttls_advertised = 1)) AS offered,
+            arraySort(groupUniqArray(ifNull(p.sni, ''))) AS hosts,
+            arraySort(groupUniqArray(p.result)) AS results,
+            arraySort(groupUniqArrayArray(p.stripping_signals)) AS signals
+        FROM smtp_probes AS p
+        INNER JOIN scan_dates AS s ON p.scan_id = s.scan_id AND p.vantage = s.vantage
+        WHERE p.result IN ('starttls_ok', 'no_starttls') OR p.starttls_advertised = 1
+        GROUP BY scan_date, vantage, ip, port
+    )
+SELECT
+    o.scan_date AS scan_date,
+    o.vantage AS vantage,
+    o.ip AS ip,
+    o.port AS port,
+    w.seen_by AS seen_by,
+    o.hosts AS hosts,
+    o.results AS results,
+    o.signals AS signals
+FROM observed AS o
+INNER JOIN (
+    SELECT scan_date, ip, port, arraySort(groupUniqArray(vantage)) AS seen_by
+    FROM observed
+    WHERE offered = 1
+    GROUP BY scan_date, ip, port
+) AS w ON w.scan_date = o.scan_date AND w.ip = o.ip AND w.port = o.port
+WHERE o.offered = 0
+ORDER BY scan_date, vantage, ip, port
