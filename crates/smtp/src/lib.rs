@@ -1,1 +1,63 @@
-//! placeholder
+//! The STARTTLS prober: one polite SMTP session per target that records exactly what a
+//! sending MTA would see.
+//!
+//! What it does: connects through [`mxray_net::Dialer`] (destination policy checked right
+//! before connect, rate limits, source bind), reads the greeting, says EHLO (HELO on a 5xx),
+//! issues STARTTLS, completes the TLS handshake with rustls whatever the certificate, says EHLO
+//! again, and QUITs. It records timings, banner, EHLO keywords and raw replies, the STARTTLS
+//! reply, TLS version, cipher suite, key-exchange group and the whole chain, then judges the
+//! chain for PKIX validity ([`pkix`]) and DANE ([`dane`]), derives stripping signals
+//! ([`signals`]) and RFC 8460 result types ([`tlsrpt`]). Every way a session can end is an
+//! error class in the record, never an `Err`.
+//!
+//! What it does not: send MAIL, RCPT or DATA; resolve names (the caller passes the IP, the
+//! SNI name and the TLSA RRset); speak TLS 1.0/1.1 or non-ECDHE TLS 1.2 suites (rustls does
+//! not; such servers are classed `tls_incompatible`, not "no TLS"); deduplicate certificates
+//! across probes (the sink does).
+//!
+//! Main types: [`Prober`] (the tokio driver), [`ProbeTarget`], [`ProbeOutput`],
+//! [`ProbeConfig`]; the sans-io core is [`machine::Dialogue`] over [`reply::ReplyParser`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), mxray_smtp::SmtpError> {
+//! use std::sync::Arc;
+//! use mxray_net::{DestinationPolicy, Dialer, RateConfig, RateLimits};
+//! use mxray_smtp::{ProbeConfig, ProbeTarget, Prober};
+//!
+//! let dialer = Dialer::new(
+//!     Arc::new(DestinationPolicy::new(false, Vec::new())),
+//!     Arc::new(RateLimits::new(RateConfig::default())),
+//! );
+//! let prober = Prober::new(ProbeConfig::default(), dialer, uuid::Uuid::now_v7(), "default".into())?;
+//! let out = prober.probe(&ProbeTarget::new("192.0.2.25".parse().unwrap(), 25)).await;
+//! println!("{} {:?}", out.record.result, out.record.error_class);
+//! # Ok(()) }
+//! ```
+
+pub mod cert;
+mod config;
+pub mod dane;
+pub mod danger;
+pub mod machine;
+pub mod pkix;
+mod probe;
+pub mod reply;
+pub mod signals;
+pub mod tlsrpt;
+
+pub use config::ProbeConfig;
+pub use dane::{DaneOutcome, TlsaInput};
+pub use machine::{Action, Dialogue, State};
+pub use probe::{ProbeOutput, ProbeTarget, Prober};
+
+/// Failures of mxray itself (bad configuration), never of the peer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SmtpError {
+    /// The `--ca-file` PEM could not be read as certificates.
+    #[error("--ca-file: {0}")]
+    CaFile(String),
+    /// The TLS client configuration could not be built.
+    #[error("TLS configuration: {0}")]
+    Tls(String),
+}

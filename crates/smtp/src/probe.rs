@@ -1,0 +1,616 @@
+//! The thin tokio driver: sockets, timers and rustls around the sans-io [`Dialogue`].
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use mxray_model::{
+    CertificateRecord, DaneVerdict, ProbeErrorClass, ProbeResult, SmtpProbeRecord, UtcTime,
+};
+use mxray_net::{DialError, Dialer, Refusal};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{AlertDescription, ClientConfig, ProtocolVersion};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::sync::Semaphore;
+use tokio::time::{timeout_at, Instant};
+use tokio_rustls::TlsConnector;
+use uuid::Uuid;
+
+use crate::cert::{certificate_record, sha256_hex};
+use crate::dane::{self, TlsaInput};
+use crate::danger::RecordingVerifier;
+use crate::machine::{Action, Dialogue, IoFailure, State};
+use crate::pkix::PkixChecker;
+use crate::reply::{Reply, ReplyError, ReplyParser};
+use crate::{signals, tlsrpt, ProbeConfig, SmtpError};
+
+/// One destination to probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeTarget {
+    /// Destination address.
+    pub ip: IpAddr,
+    /// Destination port (25 unless `--smtp-port`).
+    pub port: u16,
+    /// The MX host name: sent as SNI (required for DANE) and checked by PKIX. None for a
+    /// bare IP target: no SNI, `pkix_valid` null.
+    pub sni: Option<String>,
+    /// The host's TLSA RRset, when the DNS side found one.
+    pub tlsa: Option<TlsaInput>,
+    /// A secure TLSA RRset or an enforce MTA-STS policy requires TLS for this host
+    /// (drives the `missing_despite_policy` signal).
+    pub tls_required_by_policy: bool,
+}
+
+impl ProbeTarget {
+    /// A bare `ip:port` target: no SNI, no TLSA, no policy.
+    pub fn new(ip: IpAddr, port: u16) -> Self {
+        ProbeTarget {
+            ip,
+            port,
+            sni: None,
+            tlsa: None,
+            tls_required_by_policy: false,
+        }
+    }
+}
+
+/// What one probe produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeOutput {
+    /// The `smtp_probe` record.
+    pub record: SmtpProbeRecord,
+    /// One `certificate` record per distinct certificate of the chain, leaf first.
+    pub certificates: Vec<CertificateRecord>,
+}
+
+/// Probes targets; cheap to clone (shared state behind an `Arc`).
+#[derive(Debug, Clone)]
+pub struct Prober {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    cfg: ProbeConfig,
+    dialer: Dialer,
+    scan_id: Uuid,
+    vantage: String,
+    tls: Arc<ClientConfig>,
+    pkix: PkixChecker,
+    permits: Semaphore,
+}
+
+impl Prober {
+    /// A prober; fails only when the configuration itself is unusable (bad `--ca-file`).
+    pub fn new(
+        cfg: ProbeConfig,
+        dialer: Dialer,
+        scan_id: Uuid,
+        vantage: String,
+    ) -> Result<Self, SmtpError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = Arc::new(RecordingVerifier::new(
+            provider.signature_verification_algorithms,
+        ));
+        let mut tls = ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|e| SmtpError::Tls(e.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth();
+        // Every probe must see a full handshake and the whole chain.
+        tls.resumption = rustls::client::Resumption::disabled();
+        let pkix = PkixChecker::new(&cfg.extra_roots_pem)?;
+        let permits = Semaphore::new(cfg.concurrency.max(1));
+        Ok(Prober {
+            inner: Arc::new(Inner {
+                cfg,
+                dialer,
+                scan_id,
+                vantage,
+                tls: Arc::new(tls),
+                pkix,
+                permits,
+            }),
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &ProbeConfig {
+        &self.inner.cfg
+    }
+
+    /// Probes one target. Never fails: whatever the peer (or the policy) did is in the record.
+    pub async fn probe(&self, target: &ProbeTarget) -> ProbeOutput {
+        // The semaphore is never closed; if it were, probing without a permit is harmless.
+        let _permit = self.inner.permits.acquire().await.ok();
+        let probed_at = UtcTime::now();
+        let start = Instant::now();
+        let mut run = Run::new(&self.inner, start);
+        run.session(target).await;
+        run.finish(target, probed_at)
+    }
+}
+
+/// Per-probe mutable state of the driver.
+struct Run<'a> {
+    inner: &'a Inner,
+    start: Instant,
+    deadline: Instant,
+    dialogue: Dialogue,
+    parser: ReplyParser,
+    transcript: String,
+    transcript_full: bool,
+    connect_ms: Option<u32>,
+    greeting_ms: Option<u32>,
+    ehlo_ms: Option<u32>,
+    starttls_ms: Option<u32>,
+    tls_ms: Option<u32>,
+    sent_at: Instant,
+    sni_sent: Option<String>,
+    tls_version: Option<String>,
+    cipher: Option<String>,
+    kx_group: Option<String>,
+    chain: Vec<CertificateDer<'static>>,
+    pre_connect: Option<(ProbeErrorClass, String)>,
+}
+
+fn ms(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+}
+
+impl<'a> Run<'a> {
+    fn new(inner: &'a Inner, start: Instant) -> Self {
+        let cfg = &inner.cfg;
+        Run {
+            inner,
+            start,
+            deadline: start + cfg.session_deadline,
+            dialogue: Dialogue::new(cfg.ehlo_name.clone()),
+            parser: ReplyParser::new(cfg.max_line, cfg.max_reply),
+            transcript: String::new(),
+            transcript_full: false,
+            connect_ms: None,
+            greeting_ms: None,
+            ehlo_ms: None,
+            starttls_ms: None,
+            tls_ms: None,
+            sent_at: start,
+            sni_sent: None,
+            tls_version: None,
+            cipher: None,
+            kx_group: None,
+            chain: Vec::new(),
+            pre_connect: None,
+        }
+    }
+
+    fn log(&mut self, prefix: &str, text: &str) {
+        if self.transcript_full {
+            return;
+        }
+        for line in text.lines() {
+            let add = prefix.len() + line.len() + 2;
+            if self.transcript.len() + add > self.inner.cfg.max_transcript {
+                self.transcript.push_str("[transcript truncated]\r\n");
+                self.transcript_full = true;
+                return;
+            }
+            self.transcript.push_str(prefix);
+            self.transcript.push_str(line);
+            self.transcript.push_str("\r\n");
+        }
+    }
+
+    async fn session(&mut self, target: &ProbeTarget) {
+        let addr = SocketAddr::new(target.ip, target.port);
+        let t0 = Instant::now();
+        // No session deadline around connect: the dialer's wait for the rate limits is
+        // politeness, not the peer's doing, and its connect has its own timeout. The session
+        // deadline starts once the connection is up.
+        let tcp = match self.inner.dialer.connect(addr).await {
+            Err(e) => {
+                self.pre_connect = Some((dial_class(&e), e.to_string()));
+                return;
+            }
+            Ok(s) => s,
+        };
+        let now = Instant::now();
+        self.connect_ms = Some(ms(now - t0));
+        self.sent_at = now;
+        self.deadline = now + self.inner.cfg.session_deadline;
+        let mut tcp = tcp;
+        let action = self.converse(&mut tcp, None).await;
+        if action != Action::StartTls {
+            let _ = timeout_at(self.deadline, tcp.shutdown()).await;
+            return;
+        }
+        self.handshake(tcp, target).await;
+    }
+
+    /// Runs the dialogue over `io` until it asks for TLS or to close. `first` is sent before
+    /// the first read (the post-TLS EHLO).
+    async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut S,
+        first: Option<Action>,
+    ) -> Action {
+        let mut pending = first;
+        loop {
+            if let Some(action) = pending.take() {
+                match action {
+                    Action::Send(cmd) => {
+                        self.log("C: ", &cmd);
+                        let line = format!("{cmd}\r\n");
+                        let phase_end =
+                            (Instant::now() + self.inner.cfg.command_timeout).min(self.deadline);
+                        let sent = match timeout_at(phase_end, io.write_all(line.as_bytes())).await
+                        {
+                            Ok(Ok(())) => Ok(()),
+                            Ok(Err(e)) => Err(IoFailure::Closed(format!("write: {e}"))),
+                            Err(_) if Instant::now() >= self.deadline => Err(IoFailure::Deadline),
+                            Err(_) => Err(IoFailure::Timeout),
+                        };
+                        if let Err(f) = sent {
+                            let a = self.dialogue.on_io_failure(f);
+                            if a == Action::Close {
+                                return a;
+                            }
+                            pending = Some(a);
+                            continue;
+                        }
+                        self.sent_at = Instant::now();
+                    }
+                    other => return other,
+                }
+            }
+            let state = self.dialogue.state();
+            let timeout = if state == State::ExpectGreeting {
+                self.inner.cfg.greeting_timeout
+            } else {
+                self.inner.cfg.command_timeout
+            };
+            let action = match self.read_reply(io, timeout).await {
+                Ok(reply) => {
+                    self.log("S: ", &reply.raw_lossy());
+                    let elapsed = ms(self.sent_at.elapsed());
+                    match state {
+                        State::ExpectGreeting => self.greeting_ms = Some(elapsed),
+                        State::ExpectEhloReply | State::ExpectHeloReply => {
+                            self.ehlo_ms = Some(self.ehlo_ms.unwrap_or(0).saturating_add(elapsed))
+                        }
+                        State::ExpectStartTlsReply => self.starttls_ms = Some(elapsed),
+                        _ => {}
+                    }
+                    self.dialogue.on_reply(reply)
+                }
+                Err(f) => {
+                    if let IoFailure::Malformed(text) | IoFailure::TooLong(text) = &f {
+                        let text = text.clone();
+                        self.log("S: ", &format!("[{text}]"));
+                    }
+                    self.dialogue.on_io_failure(f)
+                }
+            };
+            pending = Some(action);
+        }
+    }
+
+    async fn read_reply<S: AsyncRead + Unpin>(
+        &mut self,
+        io: &mut S,
+        timeout: Duration,
+    ) -> Result<Reply, IoFailure> {
+        let phase_end = (Instant::now() + timeout).min(self.deadline);
+        let mut buf = [0u8; 2048];
+        loop {
+            match self.parser.next_reply() {
+                Ok(Some(r)) => return Ok(r),
+                Ok(None) => {}
+                Err(e @ (ReplyError::LineTooLong { .. } | ReplyError::ReplyTooLarge { .. })) => {
+                    return Err(IoFailure::TooLong(e.to_string()))
+                }
+                Err(e) => return Err(IoFailure::Malformed(e.to_string())),
+            }
+            match timeout_at(phase_end, io.read(&mut buf)).await {
+                Err(_) if phase_end >= self.deadline => return Err(IoFailure::Deadline),
+                Err(_) => return Err(IoFailure::Timeout),
+                Ok(Ok(0)) => return Err(IoFailure::Closed("connection closed by peer".into())),
+                Ok(Ok(n)) => self.parser.feed(&buf[..n]),
+                Ok(Err(e)) => return Err(IoFailure::Closed(e.to_string())),
+            }
+        }
+    }
+
+    async fn handshake(&mut self, tcp: tokio::net::TcpStream, target: &ProbeTarget) {
+        // Bytes the server sent after its 220 belong to the TLS handshake (or are garbage the
+        // handshake will reject): hand them to rustls instead of dropping them.
+        let early = self.parser.take_unconsumed();
+        let io = Prefixed {
+            prefix: early,
+            pos: 0,
+            inner: tcp,
+        };
+        let dns_name = target
+            .sni
+            .as_deref()
+            .and_then(|s| ServerName::try_from(s.trim_end_matches('.').to_owned()).ok())
+            .filter(|n| matches!(n, ServerName::DnsName(_)));
+        let server_name = match dns_name {
+            Some(n) => {
+                self.sni_sent = target.sni.clone();
+                n
+            }
+            // An IP ServerName makes rustls send no SNI at all.
+            None => ServerName::IpAddress(target.ip.into()),
+        };
+        let connector = TlsConnector::from(self.inner.tls.clone());
+        let t0 = Instant::now();
+        let phase_end = (t0 + self.inner.cfg.tls_timeout).min(self.deadline);
+        let mut tls = match timeout_at(phase_end, connector.connect(server_name, io)).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => {
+                let (class, alert, detail) = classify_tls_error(&e);
+                self.dialogue
+                    .on_tls_failed(class, alert, format!("TLS handshake: {detail}"));
+                return;
+            }
+            Err(_) if phase_end >= self.deadline => {
+                self.dialogue.on_io_failure(IoFailure::Deadline);
+                return;
+            }
+            Err(_) => {
+                self.dialogue.on_tls_failed(
+                    ProbeErrorClass::TlsTimeout,
+                    None,
+                    "TLS handshake timed out".into(),
+                );
+                return;
+            }
+        };
+        self.tls_ms = Some(ms(t0.elapsed()));
+        {
+            let (_, conn) = tls.get_ref();
+            self.tls_version = conn.protocol_version().map(version_name);
+            self.cipher = conn.negotiated_cipher_suite().map(|s| {
+                s.suite()
+                    .as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| format!("{:?}", s.suite()))
+            });
+            self.kx_group = conn.negotiated_key_exchange_group().map(|g| {
+                g.name()
+                    .as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| format!("{:?}", g.name()))
+            });
+            self.chain = conn
+                .peer_certificates()
+                .map(|c| c.to_vec())
+                .unwrap_or_default();
+        }
+        self.log("C: ", "[TLS handshake]");
+        let first = self.dialogue.on_tls_established();
+        self.converse(&mut tls, Some(first)).await;
+        let close_by = (Instant::now() + Duration::from_secs(1)).min(self.deadline);
+        let _ = timeout_at(close_by, tls.shutdown()).await;
+    }
+
+    fn finish(self, target: &ProbeTarget, probed_at: UtcTime) -> ProbeOutput {
+        let inner = self.inner;
+        let total_ms = ms(self.start.elapsed());
+        let obs = self.dialogue.into_observations();
+        let error = self.pre_connect.clone().or_else(|| obs.error.clone());
+        let reached_ehlo = obs.ehlo.is_some();
+        let result = if obs.tls_completed {
+            ProbeResult::StarttlsOk
+        } else if error.is_none() && reached_ehlo && !obs.starttls_advertised {
+            ProbeResult::NoStarttls
+        } else {
+            ProbeResult::Error
+        };
+        let (pkix_valid, pkix_error) = match (&self.sni_sent, obs.tls_completed) {
+            (Some(name), true) => {
+                match inner
+                    .pkix
+                    .check(&self.chain, name.trim_end_matches('.'), UnixTime::now())
+                {
+                    Ok(()) => (Some(true), None),
+                    Err(e) => (Some(false), Some(e)),
+                }
+            }
+            _ => (None, None),
+        };
+        let (dane, dane_match) = match &target.tlsa {
+            Some(tlsa) => {
+                let chain: &[CertificateDer<'static>] =
+                    if obs.tls_completed { &self.chain } else { &[] };
+                let out = dane::verify(chain, tlsa, self.sni_sent.as_deref());
+                // A session that never reached EHLO says nothing about a downgrade.
+                let verdict = if out.verdict == DaneVerdict::NoTls && !reached_ehlo {
+                    DaneVerdict::None
+                } else {
+                    out.verdict
+                };
+                (verdict, out.match_label())
+            }
+            None => (DaneVerdict::None, None),
+        };
+        let stripping_signals = signals::detect(&obs, target.tls_required_by_policy);
+        let cap = |s: String, n: usize| -> String {
+            if s.len() <= n {
+                s
+            } else {
+                let mut end = n;
+                while !s.is_char_boundary(end) {
+                    end -= 1;
+                }
+                s[..end].to_owned()
+            }
+        };
+        let max = inner.cfg.max_reply;
+        let mut certificates: Vec<CertificateRecord> = Vec::new();
+        let mut chain_sha256 = Vec::new();
+        for c in &self.chain {
+            let h = sha256_hex(c.as_ref());
+            if !certificates.iter().any(|r| r.sha256 == h) {
+                certificates.push(certificate_record(
+                    c.as_ref(),
+                    inner.scan_id,
+                    &inner.vantage,
+                ));
+            }
+            chain_sha256.push(h);
+        }
+        let mut record = SmtpProbeRecord {
+            scan_id: inner.scan_id,
+            vantage: inner.vantage.clone(),
+            probed_at,
+            ip: target.ip.to_string(),
+            port: target.port,
+            sni: self.sni_sent.clone().or_else(|| target.sni.clone()),
+            connect_ms: self.connect_ms,
+            greeting_ms: self.greeting_ms,
+            ehlo_ms: self.ehlo_ms,
+            starttls_ms: self.starttls_ms,
+            tls_ms: self.tls_ms,
+            total_ms,
+            result,
+            error_class: error.as_ref().map(|e| e.0),
+            error_detail: error.map(|e| cap(e.1, 1024)),
+            banner: obs
+                .greeting
+                .as_ref()
+                .map(|g| cap(g.display_lines(), max))
+                .unwrap_or_default(),
+            ehlo_keywords: obs.ehlo_keywords.clone(),
+            ehlo_raw: obs
+                .ehlo
+                .as_ref()
+                .map(|r| cap(r.raw_lossy(), max))
+                .unwrap_or_default(),
+            starttls_advertised: obs.starttls_advertised,
+            starttls_reply_code: obs.starttls_reply.as_ref().map(|r| r.code),
+            starttls_reply_text: obs.starttls_reply.as_ref().map(|r| cap(r.text(), 1024)),
+            tls_version: self.tls_version,
+            cipher: self.cipher,
+            kx_group: self.kx_group,
+            tls_alert: obs.tls_alert,
+            chain_sha256,
+            pkix_valid,
+            pkix_error,
+            dane,
+            dane_match,
+            post_tls_ehlo_keywords: obs.post_tls_keywords.clone(),
+            stripping_signals,
+            tlsrpt_results: Vec::new(),
+            transcript: self.transcript,
+        };
+        record.tlsrpt_results = tlsrpt::for_probe(&record, target.tlsa.as_ref());
+        tracing::debug!(ip = %record.ip, result = %record.result, error = ?record.error_class, "probe done");
+        ProbeOutput {
+            record,
+            certificates,
+        }
+    }
+}
+
+fn dial_class(e: &DialError) -> ProbeErrorClass {
+    match e {
+        DialError::Blocked(Refusal::Blocklisted { .. }) => ProbeErrorClass::BlockedList,
+        DialError::Blocked(_) => ProbeErrorClass::BlockedReserved,
+        DialError::Refused => ProbeErrorClass::ConnectRefused,
+        DialError::Timeout(_) => ProbeErrorClass::ConnectTimeout,
+        DialError::Unreachable(_) => ProbeErrorClass::ConnectUnreachable,
+        _ => ProbeErrorClass::ConnectError,
+    }
+}
+
+fn version_name(v: ProtocolVersion) -> String {
+    match v {
+        ProtocolVersion::TLSv1_2 => "TLSv1.2".into(),
+        ProtocolVersion::TLSv1_3 => "TLSv1.3".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Maps a failed handshake to (class, alert code, detail).
+fn classify_tls_error(e: &io::Error) -> (ProbeErrorClass, Option<u8>, String) {
+    let rustls_err = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    match rustls_err {
+        Some(rustls::Error::AlertReceived(alert)) => {
+            let code = u8::from(*alert);
+            // These alerts answer a ClientHello the server cannot work with: no common
+            // version (TLS 1.0/1.1-only servers), cipher suite or group.
+            let class = match alert {
+                AlertDescription::ProtocolVersion
+                | AlertDescription::HandshakeFailure
+                | AlertDescription::InsufficientSecurity => ProbeErrorClass::TlsIncompatible,
+                _ => ProbeErrorClass::TlsAlert,
+            };
+            (class, Some(code), format!("alert {code} ({alert:?})"))
+        }
+        Some(rustls::Error::PeerIncompatible(p)) => (
+            ProbeErrorClass::TlsIncompatible,
+            None,
+            format!("incompatible peer: {p:?} (rustls speaks TLS 1.2/1.3 only)"),
+        ),
+        Some(other) => (ProbeErrorClass::TlsError, None, other.to_string()),
+        None => match e.kind() {
+            io::ErrorKind::ConnectionReset
+            | io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionAborted => (ProbeErrorClass::TlsReset, None, e.to_string()),
+            _ => (ProbeErrorClass::TlsError, None, e.to_string()),
+        },
+    }
+}
+
+/// A stream that first yields `prefix`, then reads from `inner`.
+struct Prefixed<S> {
+    prefix: Vec<u8>,
+    pos: usize,
+    inner: S,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.pos < this.prefix.len() {
+            let n = buf.remaining().min(this.prefix.len() - this.pos);
+            buf.put_slice(&this.prefix[this.pos..this.pos + n]);
+            this.pos += n;
+            if this.pos == this.prefix.len() {
+                this.prefix = Vec::new();
+                this.pos = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
