@@ -1,0 +1,80 @@
+//! Path tampering canaries: a control SMTP server whose every byte is known, and a probe
+//! that compares, byte for byte and in both directions, what crossed the path.
+//!
+//! What it does:
+//! * [`CanaryServer`] (tokio + rustls) answers with fixed replies ([`CannedReplies`], a
+//!   greeting and an EHLO reply with STARTTLS by default), completes STARTTLS (or implicit
+//!   TLS, port 465) with a known certificate ([`Identity`]), refuses mail, and logs exactly
+//!   what each client sent with its address and port ([`ClientLog`]), in memory and as JSON
+//!   lines. A small line-based control endpoint ([`server::CONTROL_PROTOCOL`]) serves that log
+//!   and the canary's [`Expectation`] to probes.
+//! * [`probe()`] runs the probe dialogue through [`mxray_net::Dialer`], records the bytes it
+//!   sent and received before and inside TLS and the certificate chain, fetches what the
+//!   canary received from this connection, and [`compare`]s both directions with
+//!   [`diverge::diverge`]. The result is a [`TamperReport`] (`clean`, `tampered`, `blocked`,
+//!   `error`) with the diverging bytes; [`probe_record`] makes the ordinary `smtp_probe`
+//!   record of the same session.
+//! * [`self_check`] tells whether a vantage's outbound port 25 is `open`, `blocked` or
+//!   `intercepted` (the `scan` record's `port25_check`).
+//!
+//! What it does not: resolve names, do reverse DNS of the source address (the caller does,
+//! with `mxray-dns`), authenticate the control endpoint (a path that rewrites SMTP could
+//! rewrite it too; run it where the path to it is trusted), or match connections through NAT
+//! (the canary log is looked up by the probe's local address and port; behind NAT the client
+//! direction is reported `not_found` and only the canary-to-probe direction is compared).
+//! A refused or timed-out connection is `blocked`, never `tampered` and never "no STARTTLS".
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), mxray_canary::CanaryError> {
+//! use std::sync::Arc;
+//! use mxray_canary::{probe, CanaryConfig, CanaryServer, Identity, ProbeOptions, Verdict};
+//! use mxray_net::{DestinationPolicy, Dialer, RateConfig, RateLimits};
+//!
+//! let canary = CanaryServer::start(CanaryConfig::new(Identity::generate(&[])?)).await?;
+//! let dialer = Dialer::new(
+//!     Arc::new(DestinationPolicy::new(true, Vec::new())), // loopback: allow private
+//!     Arc::new(RateLimits::new(RateConfig::default())),
+//! );
+//! let target = canary.smtp_addr().expect("one listener");
+//! let out = probe(&dialer, target, canary.expectation(), canary.control_addr(),
+//!                 &ProbeOptions::default()).await;
+//! assert_eq!(out.report.verdict, Verdict::Clean);
+//! println!("{}", serde_json::to_string(&out.report).unwrap());
+//! # Ok(()) }
+//! ```
+
+pub mod diverge;
+pub mod expect;
+pub mod probe;
+pub mod script;
+pub mod server;
+pub mod session;
+pub mod wire;
+
+pub use diverge::{diverge, Divergence, DivergenceKind};
+pub use expect::{CannedReplies, Expectation, Identity, DEFAULT_NAME};
+pub use probe::{
+    compare, fetch_client_log, fetch_client_log_by_token, fetch_expectation, probe, probe_record,
+    run_session, self_check, CanaryLogStatus, CanaryOutcome, CanaryView, Finding, ProbeOptions,
+    Session, Severity, Stream, TamperReport, VantageCheck, Verdict,
+};
+pub use server::{CanaryConfig, CanaryHandle, CanaryLog, CanaryServer, ClientLog, ListenSpec};
+
+/// Failures of mxray itself (configuration, binding, the control endpoint), never
+/// observations of the path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CanaryError {
+    /// A canned reply is not a single valid SMTP reply for its role.
+    #[error("canary replies: {0}")]
+    Replies(String),
+    /// The certificate or key could not be generated, read or used.
+    #[error("canary certificate: {0}")]
+    Certificate(String),
+    /// A listener could not be bound or the log file opened.
+    #[error("canary: {0}")]
+    Io(String),
+    /// The control endpoint could not be asked or answered nonsense.
+    #[error("canary control endpoint {0}")]
+    Control(String),
+}
