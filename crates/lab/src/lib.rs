@@ -1,1 +1,443 @@
-//! placeholder
+//! A simulated mail Internet on loopback: the fixture of `mxray scan --lab`, of the end-to-end
+//! tests and of the benchmarks.
+//!
+//! What it does: [`Lab::start`] generates fresh keys and certificates and serves, on 127.0.0.0/8
+//! only,
+//! - DNS for the zone tree under `lab.test.` (RFC 6761 reserved TLD): a signed apex, an
+//!   unsigned delegated child `insecure.lab.test`, a child `bogus.lab.test` whose TLSA
+//!   signatures are corrupt, and the synthetic zones `syn.lab.test` (unsigned) and
+//!   `ssyn.lab.test` (signed); the trust anchor is [`Lab::trust_anchor_text`];
+//! - SMTP servers, one loopback address per simulated host, with per-host behaviour
+//!   (STARTTLS, none, 454, broken handshake, tarpit) and certificates from a lab CA
+//!   ([`Lab::ca_pem`]);
+//! - an HTTPS server for every `mta-sts.<domain>` policy;
+//! - a STARTTLS-stripping middlebox in front of `stripped.lab.test`'s MX, active only for
+//!   clients whose source address is in 127.0.99.0/24 (the `isp` vantage). On Linux every
+//!   127.0.0.0/8 address is local, so binding 127.0.99.1 as a source needs no root;
+//! - one domain per case with the posture a correct scan must report ([`Lab::expected`],
+//!   [`Lab::list_table`]), plus `N` synthetic domains from a seed.
+//!
+//! What it does not: scan (that is the pipeline in `mxray`), touch any non-loopback address,
+//! accept mail, or read system configuration.
+//!
+//! Main types: [`Lab`], [`LabOptions`], [`PortChoice`], [`ExpectedPosture`], [`Posture`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), mxray_lab::LabError> {
+//! use mxray_lab::{Lab, LabOptions, PortChoice};
+//! let lab = Lab::start(LabOptions { synthetic_domains: 100, seed: 1, ports: PortChoice::High }).await?;
+//! println!("resolver {} smtp port {}", lab.resolver(), lab.smtp_port());
+//! for e in lab.expected() {
+//!     println!("{} {}", e.domain, e.clean.summary());
+//! }
+//! lab.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod dns;
+mod https;
+mod pki;
+mod smtp;
+mod strip;
+mod synth;
+mod world;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use hickory_proto::rr::Name;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub use https::{PolicySpec, POLICY_PATH};
+pub use pki::{CertKind, WRONG_NAME};
+pub use smtp::{HostSpec, SmtpBehaviour};
+pub use strip::{is_isp, mask_starttls, ISP_NET, ISP_SOURCE, MASK};
+pub use synth::{MAX_HTTPS_POOL, MAX_POOL, SSYN_ZONE, SYN_ZONE};
+pub use world::{
+    table, ExpectedPosture, Posture, APEX, BOGUS_CHILD, DNS_AD_IP, DNS_IP, HTTPS_IP, INSECURE_CHILD,
+};
+
+/// Why the lab could not start.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum LabError {
+    /// A listening socket could not be bound.
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: Arc<std::io::Error>,
+    },
+    /// Key or certificate generation failed.
+    #[error("lab PKI: {0}")]
+    Pki(String),
+    /// Zone construction or signing failed.
+    #[error("lab DNS: {0}")]
+    Dns(String),
+}
+
+impl LabError {
+    fn bind(addr: SocketAddr, e: std::io::Error) -> Self {
+        LabError::Bind {
+            addr,
+            source: Arc::new(e),
+        }
+    }
+}
+
+/// Which ports the lab's services use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PortChoice {
+    /// Try the standard ports (53, 25, 443); for each service that cannot bind them, fall back
+    /// to [`PortChoice::High`].
+    #[default]
+    Auto,
+    /// 53, 25 and 443, or fail.
+    Standard,
+    /// One free high port per service, shared by all lab addresses (DNS: an ephemeral port).
+    High,
+}
+
+/// How to start the lab.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LabOptions {
+    /// Synthetic domains to add (`--lab-domains N`). Default 0.
+    pub synthetic_domains: usize,
+    /// Seed of the synthetic mix. Default 1.
+    pub seed: u64,
+    /// Ports. Default [`PortChoice::Auto`].
+    pub ports: PortChoice,
+}
+
+impl Default for LabOptions {
+    fn default() -> Self {
+        LabOptions {
+            synthetic_domains: 0,
+            seed: 1,
+            ports: PortChoice::Auto,
+        }
+    }
+}
+
+/// A running lab. Dropping it without [`Lab::shutdown`] also stops every server.
+#[derive(Debug)]
+pub struct Lab {
+    resolver: SocketAddr,
+    ad_resolver: SocketAddr,
+    smtp_port: u16,
+    https_port: u16,
+    trust_anchor: String,
+    ca_pem: String,
+    world: Arc<world::World>,
+    smtp_listeners: usize,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Binds TCP listeners on every address at one port.
+async fn bind_all(
+    ips: &[Ipv4Addr],
+    standard: u16,
+    choice: PortChoice,
+) -> Result<(u16, Vec<TcpListener>), LabError> {
+    async fn at(ips: &[Ipv4Addr], port: u16) -> Result<(u16, Vec<TcpListener>), LabError> {
+        let mut out = Vec::with_capacity(ips.len());
+        let mut port = port;
+        for ip in ips {
+            let addr = SocketAddr::new(IpAddr::V4(*ip), port);
+            let l = TcpListener::bind(addr)
+                .await
+                .map_err(|e| LabError::bind(addr, e))?;
+            if port == 0 {
+                port = l.local_addr().map_err(|e| LabError::bind(addr, e))?.port();
+            }
+            out.push(l);
+        }
+        Ok((port, out))
+    }
+    if choice != PortChoice::High {
+        match at(ips, standard).await {
+            Ok(r) => return Ok(r),
+            Err(e) if choice == PortChoice::Standard => return Err(e),
+            Err(_) => {}
+        }
+    }
+    let mut last = None;
+    for _ in 0..20 {
+        match at(ips, 0).await {
+            Ok(r) => return Ok(r),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or(LabError::Dns("no free port".into())))
+}
+
+async fn bind_dns(ip: Ipv4Addr, choice: PortChoice) -> Result<dns_bound::Bound, LabError> {
+    let addr = |p| SocketAddr::new(IpAddr::V4(ip), p);
+    if choice != PortChoice::High {
+        match dns::bind(addr(53)).await {
+            Ok(b) => return Ok(b),
+            Err(e) if choice == PortChoice::Standard => return Err(e),
+            Err(_) => {}
+        }
+    }
+    dns::bind(addr(0)).await
+}
+
+mod dns_bound {
+    pub(crate) type Bound = (
+        tokio::net::UdpSocket,
+        tokio::net::TcpListener,
+        std::net::SocketAddr,
+    );
+}
+
+/// The expected postures for `opts` without starting any server (what `mxray lab --list`
+/// prints). Deterministic: the same as [`Lab::expected`] of any lab started with the same
+/// `synthetic_domains` and `seed`.
+pub fn expected_postures(opts: &LabOptions) -> Result<Vec<ExpectedPosture>, LabError> {
+    let pki = pki::Pki::generate()?;
+    let mut b = world::Builder::new(&pki)?;
+    b.cases()?;
+    let synthetic = Arc::new(synth::Synthetic::new(
+        opts.seed,
+        opts.synthetic_domains,
+        pki.leaf_spki_sha256(),
+    ));
+    let (_, world) = b.finish(synthetic, Vec::new())?;
+    Ok(world.expected)
+}
+
+impl Lab {
+    /// Generates keys and certificates, binds every server and starts serving.
+    pub async fn start(opts: LabOptions) -> Result<Lab, LabError> {
+        let pki = Arc::new(pki::Pki::generate()?);
+        let mut b = world::Builder::new(&pki)?;
+        b.cases()?;
+        let synthetic = Arc::new(synth::Synthetic::new(
+            opts.seed,
+            opts.synthetic_domains,
+            pki.leaf_spki_sha256(),
+        ));
+        let zone_name =
+            |s: &str| Name::from_ascii(format!("{s}.")).map_err(|e| LabError::Dns(e.to_string()));
+        let extra = vec![
+            dns::Zone::new_dynamic(
+                zone_name(SYN_ZONE)?,
+                dns::Signing::Unsigned,
+                Arc::new(synth::SynthZone {
+                    synth: synthetic.clone(),
+                    zone: SYN_ZONE,
+                }),
+            )?,
+            dns::Zone::new_dynamic(
+                zone_name(SSYN_ZONE)?,
+                dns::Signing::Signed,
+                Arc::new(synth::SynthZone {
+                    synth: synthetic.clone(),
+                    zone: SSYN_ZONE,
+                }),
+            )?,
+        ];
+        let (zones, world) = b.finish(synthetic, extra)?;
+        let apex = zone_name(APEX)?;
+        let trust_anchor = zones
+            .iter()
+            .find(|z| z.origin() == &apex)
+            .and_then(|z| z.key())
+            .map(|k| format!("{APEX}. 3600 IN DNSKEY {}\n", k.dnskey()))
+            .ok_or(LabError::Dns("apex has no key".into()))?;
+        let authority = Arc::new(dns::Authority::new(zones));
+        let world = Arc::new(world);
+        let mut tasks = Vec::new();
+
+        let (udp, tcp, resolver) = bind_dns(DNS_IP, opts.ports).await?;
+        tasks.push(tokio::spawn(dns::serve_udp(
+            udp,
+            authority.clone(),
+            dns::Mode::Authoritative,
+        )));
+        tasks.push(tokio::spawn(dns::serve_tcp(
+            tcp,
+            authority.clone(),
+            dns::Mode::Authoritative,
+        )));
+        let (udp, tcp, ad_resolver) = bind_dns(DNS_AD_IP, opts.ports).await?;
+        tasks.push(tokio::spawn(dns::serve_udp(
+            udp,
+            authority.clone(),
+            dns::Mode::Validating,
+        )));
+        tasks.push(tokio::spawn(dns::serve_tcp(
+            tcp,
+            authority,
+            dns::Mode::Validating,
+        )));
+
+        let hosts = world.smtp_hosts();
+        let mut ips: Vec<Ipv4Addr> = hosts.iter().map(|(ip, _)| *ip).collect();
+        ips.extend(world.proxies.iter().map(|(ip, _)| *ip));
+        let (smtp_port, listeners) = bind_all(&ips, 25, opts.ports).await?;
+        let smtp_listeners = listeners.len();
+        let mut listeners = listeners.into_iter();
+        for (_, spec) in hosts {
+            let Some(l) = listeners.next() else { break };
+            tasks.push(tokio::spawn(smtp::serve(l, spec, pki.clone())));
+        }
+        let policy = Arc::new(mxray_net::DestinationPolicy::new(true, Vec::new()));
+        let limits = Arc::new(mxray_net::RateLimits::new(mxray_net::RateConfig {
+            global_per_sec: 1_000_000,
+            per_ip_per_sec: 1_000_000,
+            per_prefix_per_sec: 1_000_000,
+        }));
+        let dialer = mxray_net::Dialer::new(policy, limits);
+        for (_, backend) in &world.proxies {
+            let Some(l) = listeners.next() else { break };
+            let backend = SocketAddr::new(IpAddr::V4(*backend), smtp_port);
+            tasks.push(tokio::spawn(strip::serve(l, backend, dialer.clone())));
+        }
+
+        let mut https_ips = vec![HTTPS_IP];
+        https_ips.extend(world.synthetic.https_ips());
+        let (https_port, https_l) = bind_all(&https_ips, 443, opts.ports).await?;
+        let acceptor = https::acceptor(pki.clone(), world.clone()).ok_or(LabError::Pki(
+            "cannot build the HTTPS TLS configuration".into(),
+        ))?;
+        let https_listeners = https_l.len();
+        for l in https_l {
+            tasks.push(tokio::spawn(https::serve(
+                l,
+                acceptor.clone(),
+                world.clone(),
+            )));
+        }
+        tracing::info!(
+            %resolver,
+            %ad_resolver,
+            smtp_port,
+            https_port,
+            smtp_listeners,
+            https_listeners,
+            "lab started"
+        );
+        Ok(Lab {
+            resolver,
+            ad_resolver,
+            smtp_port,
+            https_port,
+            trust_anchor,
+            ca_pem: pki.ca_pem().to_owned(),
+            world,
+            smtp_listeners,
+            tasks,
+        })
+    }
+
+    /// Stops every server and waits for them to end.
+    pub async fn shutdown(mut self) {
+        let tasks = std::mem::take(&mut self.tasks);
+        for t in &tasks {
+            t.abort();
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+
+    /// The lab DNS server (authoritative for `lab.test.`, answers stub queries): pass it as
+    /// `--resolver` with `--dnssec validate --trust-anchor <file of trust_anchor_text()>`.
+    pub fn resolver(&self) -> SocketAddr {
+        self.resolver
+    }
+
+    /// A validating-resolver emulation over the same data (AD on secure answers, SERVFAIL on
+    /// bogus ones): pass it as `--resolver` with `--dnssec ad`.
+    pub fn ad_resolver(&self) -> SocketAddr {
+        self.ad_resolver
+    }
+
+    /// The trust anchor: the DNSKEY of `lab.test.` in presentation form (one line), as hickory's
+    /// `TrustAnchors::from_str` and Unbound's `trust-anchor-file` read it.
+    pub fn trust_anchor_text(&self) -> String {
+        self.trust_anchor.clone()
+    }
+
+    /// The lab CA certificate, PEM (`--ca-file`).
+    pub fn ca_pem(&self) -> String {
+        self.ca_pem.clone()
+    }
+
+    /// The port every lab SMTP address listens on (25, or a shared high port: remap 25 to it).
+    pub fn smtp_port(&self) -> u16 {
+        self.smtp_port
+    }
+
+    /// The port of the MTA-STS HTTPS server (443, or a high port: remap 443 to it).
+    pub fn https_port(&self) -> u16 {
+        self.https_port
+    }
+
+    /// Every lab domain: the case domains, then the synthetic ones.
+    pub fn domains(&self) -> Vec<String> {
+        self.world
+            .expected
+            .iter()
+            .map(|e| e.domain.clone())
+            .collect()
+    }
+
+    /// What a correct scan reports for each domain, in [`Lab::domains`] order.
+    pub fn expected(&self) -> &[ExpectedPosture] {
+        &self.world.expected
+    }
+
+    /// The expected posture of one domain.
+    pub fn expected_for(&self, domain: &str) -> Option<&ExpectedPosture> {
+        self.world.expected.iter().find(|e| e.domain == domain)
+    }
+
+    /// The source address a vantage binds: `isp` → 127.0.99.1 (behind the middlebox); any
+    /// other vantage binds nothing special (`None`).
+    pub fn vantage_source_ip(&self, vantage: &str) -> Option<IpAddr> {
+        (vantage == "isp").then_some(IpAddr::V4(ISP_SOURCE))
+    }
+
+    /// The `mxray lab --list` table.
+    pub fn list_table(&self) -> String {
+        table(&self.world.expected)
+    }
+
+    /// Number of SMTP listening addresses (case hosts, shared hosts, pool, middlebox).
+    pub fn smtp_listeners(&self) -> usize {
+        self.smtp_listeners
+    }
+
+    /// A short human description of the running lab (addresses and ports).
+    pub fn describe(&self) -> String {
+        format!(
+            "lab DNS (authoritative, for --dnssec validate): {}\n\
+             lab DNS (validating emulation, for --dnssec ad): {}\n\
+             SMTP: {} addresses in 127.0.0.0/8, port {}\n\
+             MTA-STS HTTPS: {}:{} (synthetic domains: 127.2.0.0/16)\n\
+             isp vantage source: {} (stripping middlebox active for 127.0.99.0/24)\n\
+             domains: {}\n",
+            self.resolver,
+            self.ad_resolver,
+            self.smtp_listeners,
+            self.smtp_port,
+            HTTPS_IP,
+            self.https_port,
+            ISP_SOURCE,
+            self.world.expected.len(),
+        )
+    }
+}

@@ -1,0 +1,865 @@
+//! The lab's world: which domains exist, what each server does, and what a correct scan must
+//! report for each domain ([`ExpectedPosture`]). Pure data, built once at start.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use hickory_proto::dnssec::rdata::DNSSECRData;
+use hickory_proto::rr::rdata::tlsa::{CertUsage, Matching, Selector};
+use hickory_proto::rr::rdata::{A, CNAME, MX, NS, TLSA, TXT};
+use hickory_proto::rr::{Name, RData};
+use mxray_model::{
+    DaneVerdict, DnssecStatus, DomainRecord, MtaStsError, MtaStsStatus, MxKind, PkixVerdict,
+    StarttlsVerdict, StrippingSignal, TlsRptResult,
+};
+
+use crate::dns::{self, Signing, Zone};
+use crate::https::PolicySpec;
+use crate::pki::{CertKind, Pki};
+use crate::smtp::{HostSpec, SmtpBehaviour};
+use crate::synth::Synthetic;
+use crate::LabError;
+
+/// The signed apex of the lab (the trust anchor's owner).
+pub const APEX: &str = "lab.test";
+/// The unsigned delegated child.
+pub const INSECURE_CHILD: &str = "insecure.lab.test";
+/// The child whose TLSA signatures are broken.
+pub const BOGUS_CHILD: &str = "bogus.lab.test";
+/// Main (authoritative) DNS address.
+pub const DNS_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 53, 53);
+/// Validating-resolver emulation address (for `--dnssec ad`).
+pub const DNS_AD_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 53, 54);
+/// Where every `mta-sts.<domain>` name points.
+pub const HTTPS_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 44, 1);
+/// The real server behind the stripping middlebox.
+pub(crate) const STRIP_BACKEND_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 11, 1);
+
+/// What a correct scan reports for one domain from one vantage: the verdict fields of the
+/// `domain` record (DESIGN.md), in the mxray-model vocabulary.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Posture {
+    /// `mx_kind`.
+    pub mx_kind: MxKind,
+    /// `mx_dnssec` (as seen with `--dnssec validate` and the lab's trust anchor).
+    pub mx_dnssec: DnssecStatus,
+    /// `mx_hosts`, preference order.
+    pub mx_hosts: Vec<String>,
+    /// `starttls`.
+    pub starttls: StarttlsVerdict,
+    /// `pkix` (with the lab CA trusted, `--ca-file`).
+    pub pkix: PkixVerdict,
+    /// `dane`.
+    pub dane: DaneVerdict,
+    /// `mta_sts`.
+    pub mta_sts: MtaStsStatus,
+    /// `mta_sts_error`.
+    pub mta_sts_error: Option<MtaStsError>,
+    /// `mta_sts_compliant`.
+    pub mta_sts_compliant: Option<bool>,
+    /// `tls_rpt`.
+    pub tls_rpt: bool,
+    /// `tlsrpt_results`, sorted (see docs/lab.md for the rules the lab assumes).
+    pub tlsrpt_results: Vec<TlsRptResult>,
+    /// `stripping_suspected`.
+    pub stripping_suspected: bool,
+    /// `stripping_signals`, sorted.
+    pub stripping_signals: Vec<StrippingSignal>,
+}
+
+impl Posture {
+    /// A domain whose MX hosts all do STARTTLS with a PKIX-valid certificate, nothing else.
+    pub fn plain_good(mx_hosts: &[&str], mx_dnssec: DnssecStatus) -> Self {
+        Posture {
+            mx_kind: MxKind::Mx,
+            mx_dnssec,
+            mx_hosts: mx_hosts.iter().map(|s| s.to_string()).collect(),
+            starttls: StarttlsVerdict::All,
+            pkix: PkixVerdict::All,
+            dane: DaneVerdict::None,
+            mta_sts: MtaStsStatus::None,
+            mta_sts_error: None,
+            mta_sts_compliant: None,
+            tls_rpt: false,
+            tlsrpt_results: vec![],
+            stripping_suspected: false,
+            stripping_signals: vec![],
+        }
+    }
+
+    /// No mail hosts at all (null MX, bogus MX, ...).
+    pub fn no_hosts(mx_kind: MxKind, mx_dnssec: DnssecStatus) -> Self {
+        Posture {
+            mx_hosts: vec![],
+            starttls: StarttlsVerdict::NotApplicable,
+            pkix: PkixVerdict::NotApplicable,
+            mx_kind,
+            ..Posture::plain_good(&[], mx_dnssec)
+        }
+    }
+
+    fn no_tls(mut self) -> Self {
+        self.starttls = StarttlsVerdict::None;
+        self.pkix = PkixVerdict::NotApplicable;
+        self
+    }
+
+    fn signal(mut self, s: StrippingSignal) -> Self {
+        self.stripping_signals.push(s);
+        self.stripping_signals.sort();
+        self.stripping_suspected = true;
+        self
+    }
+
+    fn report(mut self, r: TlsRptResult) -> Self {
+        self.tlsrpt_results.push(r);
+        self.tlsrpt_results.sort();
+        self.tlsrpt_results.dedup();
+        self
+    }
+
+    fn sts(
+        mut self,
+        status: MtaStsStatus,
+        error: Option<MtaStsError>,
+        compliant: Option<bool>,
+    ) -> Self {
+        self.mta_sts = status;
+        self.mta_sts_error = error;
+        self.mta_sts_compliant = compliant;
+        self
+    }
+
+    /// One-line summary for `mxray lab --list`.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "mx={} starttls={} pkix={} dane={} mta_sts={}",
+            self.mx_kind, self.starttls, self.pkix, self.dane, self.mta_sts
+        );
+        if let Some(e) = self.mta_sts_error {
+            let _ = write!(s, "({e})");
+        }
+        if let Some(c) = self.mta_sts_compliant {
+            let _ = write!(s, " compliant={c}");
+        }
+        if self.tls_rpt {
+            s.push_str(" tls_rpt");
+        }
+        if !self.stripping_signals.is_empty() {
+            let sig: Vec<&str> = self.stripping_signals.iter().map(|x| x.as_str()).collect();
+            let _ = write!(s, " stripping={}", sig.join(","));
+        }
+        s
+    }
+
+    /// The fields of `rec` that differ from this posture, as `field: got X, want Y` strings.
+    pub fn mismatches(&self, rec: &DomainRecord) -> Vec<String> {
+        let mut out = Vec::new();
+        macro_rules! cmp {
+            ($f:ident) => {
+                if rec.$f != self.$f {
+                    out.push(format!(
+                        "{}: got {:?}, want {:?}",
+                        stringify!($f),
+                        rec.$f,
+                        self.$f
+                    ));
+                }
+            };
+        }
+        cmp!(mx_kind);
+        cmp!(mx_dnssec);
+        cmp!(mx_hosts);
+        cmp!(starttls);
+        cmp!(pkix);
+        cmp!(dane);
+        cmp!(mta_sts);
+        cmp!(mta_sts_error);
+        cmp!(mta_sts_compliant);
+        cmp!(tls_rpt);
+        cmp!(tlsrpt_results);
+        cmp!(stripping_suspected);
+        cmp!(stripping_signals);
+        out
+    }
+}
+
+/// The expected posture of one lab domain, per vantage.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ExpectedPosture {
+    /// The domain (lower case, no trailing dot).
+    pub domain: String,
+    /// Case name (`good`, `tlsa-mismatch`, ... or `synthetic:<profile>`).
+    pub case: String,
+    /// What the case is about.
+    pub about: String,
+    /// From the clean vantage (`default`, `clean`, anything but `isp`).
+    pub clean: Posture,
+    /// From the `isp` vantage (source in 127.0.99.0/24, behind the stripping middlebox).
+    pub isp: Posture,
+}
+
+impl ExpectedPosture {
+    fn same(domain: &str, case: &str, about: &str, p: Posture) -> Self {
+        ExpectedPosture {
+            domain: domain.to_owned(),
+            case: case.to_owned(),
+            about: about.to_owned(),
+            clean: p.clone(),
+            isp: p,
+        }
+    }
+
+    /// The posture for a vantage name: `isp` gets [`ExpectedPosture::isp`], any other the clean one.
+    pub fn for_vantage(&self, vantage: &str) -> &Posture {
+        if vantage == "isp" {
+            &self.isp
+        } else {
+            &self.clean
+        }
+    }
+}
+
+/// Everything the servers need to know, shared read-only.
+#[derive(Debug)]
+pub(crate) struct World {
+    pub(crate) hosts: HashMap<Ipv4Addr, HostSpec>,
+    /// (proxy listen IP, backend IP)
+    pub(crate) proxies: Vec<(Ipv4Addr, Ipv4Addr)>,
+    pub(crate) policies: HashMap<String, PolicySpec>,
+    pub(crate) expected: Vec<ExpectedPosture>,
+    pub(crate) synthetic: Arc<Synthetic>,
+}
+
+impl World {
+    /// The MTA-STS answer for an HTTPS host name.
+    pub(crate) fn policy(&self, host: &str) -> Option<PolicySpec> {
+        self.policies
+            .get(host)
+            .cloned()
+            .or_else(|| self.synthetic.policy(host))
+    }
+
+    /// Every SMTP listener address with its host behaviour (case, shared and pool hosts).
+    pub(crate) fn smtp_hosts(&self) -> Vec<(Ipv4Addr, HostSpec)> {
+        let mut v: Vec<(Ipv4Addr, HostSpec)> =
+            self.hosts.iter().map(|(ip, h)| (*ip, h.clone())).collect();
+        v.extend(self.synthetic.pool_hosts());
+        v.sort_by_key(|(ip, _)| *ip);
+        v
+    }
+}
+
+fn name(s: &str) -> Result<Name, LabError> {
+    let fq = if s.ends_with('.') {
+        s.to_owned()
+    } else {
+        format!("{s}.")
+    };
+    Name::from_ascii(&fq).map_err(|e| LabError::Dns(format!("bad name {s}: {e}")))
+}
+
+/// Builds the case zones, hosts and expectations.
+pub(crate) struct Builder<'a> {
+    pki: &'a Pki,
+    lab: Zone,
+    insecure: Zone,
+    bogus: Zone,
+    hosts: HashMap<Ipv4Addr, HostSpec>,
+    proxies: Vec<(Ipv4Addr, Ipv4Addr)>,
+    policies: HashMap<String, PolicySpec>,
+    expected: Vec<ExpectedPosture>,
+    next_host: u8,
+}
+
+impl<'a> Builder<'a> {
+    pub(crate) fn new(pki: &'a Pki) -> Result<Self, LabError> {
+        Ok(Builder {
+            pki,
+            lab: Zone::new_static(name(APEX)?, Signing::Signed)?,
+            insecure: Zone::new_static(name(INSECURE_CHILD)?, Signing::Unsigned)?,
+            bogus: Zone::new_static(name(BOGUS_CHILD)?, Signing::BogusTlsa)?,
+            hosts: HashMap::new(),
+            proxies: Vec::new(),
+            policies: HashMap::new(),
+            expected: Vec::new(),
+            next_host: 1,
+        })
+    }
+
+    fn add(&mut self, owner: &str, rdata: RData) -> Result<(), LabError> {
+        let n = name(owner)?;
+        let zone = if name(BOGUS_CHILD)?.zone_of(&n) {
+            &mut self.bogus
+        } else if name(INSECURE_CHILD)?.zone_of(&n) {
+            &mut self.insecure
+        } else {
+            &mut self.lab
+        };
+        zone.add(n, rdata);
+        Ok(())
+    }
+
+    fn next_ip(&mut self) -> Result<Ipv4Addr, LabError> {
+        let n = self.next_host;
+        self.next_host = n
+            .checked_add(1)
+            .ok_or(LabError::Dns("too many case hosts".into()))?;
+        Ok(Ipv4Addr::new(127, 0, 10, n))
+    }
+
+    /// A host with an A record and an SMTP server.
+    fn host(
+        &mut self,
+        host: &str,
+        behaviour: SmtpBehaviour,
+        cert: CertKind,
+    ) -> Result<Ipv4Addr, LabError> {
+        let ip = self.next_ip()?;
+        self.add(host, RData::A(A(ip)))?;
+        self.hosts.insert(
+            ip,
+            HostSpec {
+                name: host.to_owned(),
+                behaviour,
+                cert,
+                cert_names: Some(vec![host.to_owned()]),
+            },
+        );
+        Ok(ip)
+    }
+
+    fn mx(&mut self, domain: &str, pref: u16, host: &str) -> Result<(), LabError> {
+        self.add(domain, RData::MX(MX::new(pref, name(host)?)))
+    }
+
+    fn tlsa(
+        &mut self,
+        host: &str,
+        usage: CertUsage,
+        selector: Selector,
+        data: Vec<u8>,
+    ) -> Result<(), LabError> {
+        let owner = format!("_25._tcp.{host}");
+        self.add(
+            &owner,
+            RData::TLSA(TLSA::new(usage, selector, Matching::Sha256, data)),
+        )
+    }
+
+    fn txt(&mut self, owner: &str, text: &str) -> Result<(), LabError> {
+        self.add(owner, RData::TXT(TXT::new(vec![text.to_owned()])))
+    }
+
+    fn sts_txt(&mut self, domain: &str) -> Result<(), LabError> {
+        self.txt(
+            &format!("_mta-sts.{domain}"),
+            "v=STSv1; id=20261129T000000;",
+        )?;
+        self.add(&format!("mta-sts.{domain}"), RData::A(A(HTTPS_IP)))
+    }
+
+    fn sts(&mut self, domain: &str, spec: PolicySpec) -> Result<(), LabError> {
+        self.sts_txt(domain)?;
+        self.policies.insert(format!("mta-sts.{domain}"), spec);
+        Ok(())
+    }
+
+    fn tlsrpt(&mut self, domain: &str) -> Result<(), LabError> {
+        self.txt(
+            &format!("_smtp._tls.{domain}"),
+            &format!("v=TLSRPTv1; rua=mailto:tlsrpt@{domain}"),
+        )
+    }
+
+    fn expect(&mut self, e: ExpectedPosture) {
+        self.expected.push(e);
+    }
+
+    /// A case domain with one good MX `mx.<domain>`; returns the MX host name.
+    fn simple(
+        &mut self,
+        domain: &str,
+        behaviour: SmtpBehaviour,
+        cert: CertKind,
+    ) -> Result<String, LabError> {
+        let host = format!("mx.{domain}");
+        self.host(&host, behaviour, cert)?;
+        self.mx(domain, 10, &host)?;
+        Ok(host)
+    }
+
+    /// Adds every case of the table.
+    pub(crate) fn cases(&mut self) -> Result<(), LabError> {
+        use DnssecStatus::Secure;
+        let ee = self.pki.leaf_spki_sha256();
+        let ta = self.pki.ca_cert_sha256();
+
+        // --- DANE and DNSSEC ---
+        let d = "good.lab.test";
+        let h = self.simple(d, SmtpBehaviour::Starttls, CertKind::Valid)?;
+        self.tlsa(&h, CertUsage::DaneEe, Selector::Spki, ee.clone())?;
+        self.sts(d, PolicySpec::policy("enforce", &[&h]))?;
+        self.tlsrpt(d)?;
+        let mut p = Posture::plain_good(&[&h], Secure);
+        p.dane = DaneVerdict::Valid;
+        p.tls_rpt = true;
+        self.expect(ExpectedPosture::same(
+            d,
+            "good",
+            "STARTTLS, valid certificate, DANE-EE 3 1 1 matching, MTA-STS enforce covering the MX, TLS-RPT",
+            p.sts(MtaStsStatus::Enforce, None, Some(true)),
+        ));
+
+        let d = "dane-ta.lab.test";
+        let h = self.simple(d, SmtpBehaviour::Starttls, CertKind::Valid)?;
+        self.tlsa(&h, CertUsage::DaneTa, Selector::Full, ta.clone())?;
+        let mut p = Posture::plain_good(&[&h], Secure);
+        p.dane = DaneVerdict::Valid;
+        self.expect(ExpectedPosture::same(
+            d,
+            "dane-ta",
+            "DANE-TA 2 0 1 on the lab CA (sent in the chain)",
+            p,
+        ));
+
+        let d = "tlsa-mismatch.lab.test";
+        let h = self.simple(d, SmtpBehaviour::Starttls, CertKind::Valid)?;
+        let wrong: Vec<u8> = ee.iter().map(|b| b ^ 0xff).collect();
+        self.tlsa(&h, CertUsage::DaneEe, Selector::Spki, wrong)?;
+        let mut p = Posture::plain_good(&[&h], Secure);
+        p.dane = DaneVerdict::Mismatch;
+        self.expect(ExpectedPosture::same(
+            d,
+            "tlsa-mismatch",
+            "secure DANE-EE 3 1 1 that matches no presented key",
+            p.report(TlsRptResult::TlsaInvalid),
+        ));
+
+        let d = INSECURE_CHILD;
+        let h = self.simple(d, SmtpBehaviour::Starttls, CertKind::Valid)?;
+        self.tlsa(&h, CertUsage::DaneEe, Selector::Spki, ee.clone())?;
+        let mut p = Posture::plain_good(&[&h], DnssecStatus::Insecure);
+        p.dane = DaneVerdict::Insecure;
+        self.expect(ExpectedPosture::same(
+            d,
+            "tlsa-unsigned",
+            "matching TLSA, but in the unsigned delegated child (no DS): must be ignored",
+            p,
+        ));
+
+        let d = BOGUS_CHILD;
+        let h = self.simple(d, SmtpBehaviour::Starttls, CertKind::Valid)?;
+        self.tlsa(&h, CertUsage::DaneEe, Selector::Spki, ee.clone())?;
+        let mut p = Posture::plain_good(&[&h], Secure);
+        p.dane = DaneVerdict::Bogus;
+        self.expect(ExpectedPosture::same(
+            d,
+            "tlsa-bogus",
+            "signed child whose TLSA RRSIG is corrupt: TLSA validation fails (MX, A still secure)",
+            p.report(TlsRptResult::DnssecInvalid),
+        ));
+
+        // --- STARTTLS and certificates ---
+        let d = "no-starttls.lab.test";
+        let h = self.simple(d, SmtpBehaviour::NoStarttls, CertKind::Valid)?;
+        self.expect(ExpectedPosture::same(
+            d,
+            "no-starttls",
+            "EHLO without STARTTLS",
+            Posture::plain_good(&[&h], Secure).no_tls(),
+        ));
+
+        for (case, kind, about) in [
+            (
+                "self-signed",
+                CertKind::SelfSigned,
+                "self-signed certificate",
+            ),
+            (
+                "expired",
+                CertKind::Expired,
+                "lab-CA certificate expired 30 days ago",
+            ),
+            (
+                "wrong-name",
+                CertKind::WrongName,
+                "lab-CA certificate for wrong-name.lab.test",
+            ),
+        ] {
+            let d = format!("{case}.lab.test");
+            let h = self.simple(&d, SmtpBehaviour::Starttls, kind)?;
+            let mut p = Posture::plain_good(&[&h], Secure);
+            p.pkix = PkixVerdict::None;
+            self.expect(ExpectedPosture::same(&d, case, about, p));
+        }
+
+        let d = "starttls-454.lab.test";
+        let h = self.simple(d, SmtpBehaviour::Reject454, CertKind::Valid)?;
+        self.expect(ExpectedPosture::same(
+            d,
+            "starttls-454",
+            "STARTTLS advertised, the command answered 454",
+            Posture::plain_good(&[&h], Secure)
+                .no_tls()
+                .signal(StrippingSignal::StarttlsRejected),
+        ));
+
+        let d = "tls-fail.lab.test";
+        let h = self.simple(d, SmtpBehaviour::TlsFailAfterReady, CertKind::Valid)?;
+        self.expect(ExpectedPosture::same(
+            d,
+            "tls-fail-after-220",
+            "220 Ready to start TLS, then garbage and close instead of a handshake",
+            Posture::plain_good(&[&h], Secure)
+                .no_tls()
+                .signal(StrippingSignal::TlsFailedAfterReady),
+        ));
+
+        // --- MTA-STS ---
+        let sts_cases: Vec<(&str, &str, PolicySpecFor, Posture)> = vec![
+            (
+                "sts-testing",
+                "MTA-STS mode testing covering the MX",
+                PolicySpecFor::Mode("testing"),
+                sts_p(MtaStsStatus::Testing, None, Some(true)),
+            ),
+            (
+                "sts-none",
+                "MTA-STS mode none",
+                PolicySpecFor::Mode("none"),
+                sts_p(MtaStsStatus::ModeNone, None, Some(true)),
+            ),
+            (
+                "sts-mx-outside",
+                "MTA-STS enforce whose mx pattern does not cover the MX",
+                PolicySpecFor::Outside,
+                sts_p(MtaStsStatus::Enforce, None, Some(false))
+                    .report(TlsRptResult::ValidationFailure),
+            ),
+            (
+                "sts-redirect",
+                "policy URL answers 301",
+                PolicySpecFor::Redirect,
+                sts_p(MtaStsStatus::FetchError, Some(MtaStsError::Redirect), None)
+                    .report(TlsRptResult::StsPolicyFetchError),
+            ),
+            (
+                "sts-404",
+                "policy URL answers 404",
+                PolicySpecFor::Status(404),
+                sts_p(
+                    MtaStsStatus::FetchError,
+                    Some(MtaStsError::HttpStatus),
+                    None,
+                )
+                .report(TlsRptResult::StsPolicyFetchError),
+            ),
+            (
+                "sts-content-type",
+                "policy served as text/html",
+                PolicySpecFor::ContentType,
+                sts_p(
+                    MtaStsStatus::FetchError,
+                    Some(MtaStsError::ContentType),
+                    None,
+                )
+                .report(TlsRptResult::StsPolicyFetchError),
+            ),
+            (
+                "sts-invalid",
+                "policy body that is not a valid STSv1 policy",
+                PolicySpecFor::Invalid,
+                sts_p(MtaStsStatus::PolicyInvalid, None, None)
+                    .report(TlsRptResult::StsPolicyInvalid),
+            ),
+            (
+                "sts-bad-cert",
+                "policy host presents a self-signed certificate",
+                PolicySpecFor::BadCert,
+                sts_p(MtaStsStatus::FetchError, Some(MtaStsError::Cert), None)
+                    .report(TlsRptResult::StsWebpkiInvalid),
+            ),
+            (
+                "sts-two-txt",
+                "two v=STSv1 TXT records at _mta-sts",
+                PolicySpecFor::TwoTxt,
+                sts_p(MtaStsStatus::TxtInvalid, None, None),
+            ),
+        ];
+        for (case, about, how, mut p) in sts_cases {
+            let d = format!("{case}.lab.test");
+            let h = self.simple(&d, SmtpBehaviour::Starttls, CertKind::Valid)?;
+            p.mx_hosts = vec![h.clone()];
+            let spec = match how {
+                PolicySpecFor::Mode(m) => PolicySpec::policy(m, &[&h]),
+                PolicySpecFor::Outside => PolicySpec::policy("enforce", &["mx.elsewhere.lab.test"]),
+                PolicySpecFor::Redirect => PolicySpec {
+                    status: 301,
+                    location: Some("https://mta-sts.good.lab.test/.well-known/mta-sts.txt".into()),
+                    ..PolicySpec::policy("enforce", &[&h])
+                },
+                PolicySpecFor::Status(s) => PolicySpec {
+                    status: s,
+                    ..PolicySpec::policy("enforce", &[&h])
+                },
+                PolicySpecFor::ContentType => PolicySpec {
+                    content_type: "text/html".into(),
+                    ..PolicySpec::policy("enforce", &[&h])
+                },
+                PolicySpecFor::Invalid => PolicySpec {
+                    body: "version: STSv1\r\nmode: sometimes\r\nmax_age: soon\r\n".into(),
+                    ..PolicySpec::policy("enforce", &[&h])
+                },
+                PolicySpecFor::BadCert => PolicySpec {
+                    cert: CertKind::SelfSigned,
+                    ..PolicySpec::policy("enforce", &[&h])
+                },
+                PolicySpecFor::TwoTxt => {
+                    self.txt(&format!("_mta-sts.{d}"), "v=STSv1; id=20260101T000000;")?;
+                    PolicySpec::policy("enforce", &[&h])
+                }
+            };
+            self.sts(&d, spec)?;
+            self.expect(ExpectedPosture::same(&d, case, about, p));
+        }
+
+        // --- MX shapes ---
+        let d = "null-mx.lab.test";
+        self.add(d, RData::MX(MX::new(0, Name::root())))?;
+        self.expect(ExpectedPosture::same(
+            d,
+            "null-mx",
+            "MX 0 . (RFC 7505)",
+            Posture::no_hosts(MxKind::NullMx, Secure),
+        ));
+
+        let d = "implicit.lab.test";
+        self.host(d, SmtpBehaviour::Starttls, CertKind::Valid)?;
+        let mut p = Posture::plain_good(&[d], Secure);
+        p.mx_kind = MxKind::Implicit;
+        self.expect(ExpectedPosture::same(
+            d,
+            "implicit-mx",
+            "no MX, an A record at the domain (RFC 5321 §5.1)",
+            p,
+        ));
+
+        let d = "mx-cname.lab.test";
+        let alias = format!("mx.{d}");
+        let target = format!("host.{d}");
+        let ip = self.next_ip()?;
+        self.add(&target, RData::A(A(ip)))?;
+        self.add(&alias, RData::CNAME(CNAME(name(&target)?)))?;
+        self.hosts.insert(
+            ip,
+            HostSpec {
+                name: target.clone(),
+                behaviour: SmtpBehaviour::Starttls,
+                cert: CertKind::Valid,
+                cert_names: Some(vec![alias.clone(), target.clone()]),
+            },
+        );
+        self.mx(d, 10, &alias)?;
+        self.expect(ExpectedPosture::same(
+            d,
+            "mx-cname",
+            "the MX name is a CNAME to the real host (certificate names both)",
+            Posture::plain_good(&[&alias], Secure),
+        ));
+
+        let d = "mx-no-address.lab.test";
+        let h = format!("mx.{d}");
+        self.mx(d, 10, &h)?;
+        self.txt(&h, "this MX host has no address records")?;
+        let mut p = Posture::no_hosts(MxKind::Mx, Secure);
+        p.mx_hosts = vec![h.clone()];
+        p.starttls = StarttlsVerdict::Unreachable;
+        self.expect(ExpectedPosture::same(
+            d,
+            "mx-no-address",
+            "the MX host exists but has no A/AAAA",
+            p,
+        ));
+
+        let d = "two-mx.lab.test";
+        let h1 = format!("mx1.{d}");
+        let h2 = format!("mx2.{d}");
+        self.host(&h1, SmtpBehaviour::Starttls, CertKind::Valid)?;
+        self.host(&h2, SmtpBehaviour::NoStarttls, CertKind::Valid)?;
+        self.mx(d, 10, &h1)?;
+        self.mx(d, 20, &h2)?;
+        let mut p = Posture::plain_good(&[&h1, &h2], Secure);
+        p.starttls = StarttlsVerdict::Some;
+        self.expect(ExpectedPosture::same(
+            d,
+            "two-mx-one-plain",
+            "two MX, the second without STARTTLS",
+            p,
+        ));
+
+        let d = "tarpit.lab.test";
+        let h = self.simple(d, SmtpBehaviour::Tarpit, CertKind::Valid)?;
+        let mut p = Posture::no_hosts(MxKind::Mx, Secure);
+        p.mx_hosts = vec![h];
+        p.starttls = StarttlsVerdict::Unreachable;
+        self.expect(ExpectedPosture::same(
+            d,
+            "tarpit",
+            "accepts TCP, never greets (holds 2 minutes)",
+            p,
+        ));
+
+        // --- the stripping middlebox ---
+        let d = "stripped.lab.test";
+        let h = format!("mx.{d}");
+        let proxy_ip = self.next_ip()?;
+        self.add(&h, RData::A(A(proxy_ip)))?;
+        self.mx(d, 10, &h)?;
+        self.hosts.insert(
+            STRIP_BACKEND_IP,
+            HostSpec {
+                name: h.clone(),
+                behaviour: SmtpBehaviour::Starttls,
+                cert: CertKind::Valid,
+                cert_names: Some(vec![h.clone()]),
+            },
+        );
+        self.proxies.push((proxy_ip, STRIP_BACKEND_IP));
+        let clean = Posture::plain_good(&[&h], Secure);
+        let isp = clean
+            .clone()
+            .no_tls()
+            .signal(StrippingSignal::StarttlsMangled);
+        self.expect(ExpectedPosture {
+            domain: d.to_owned(),
+            case: "stripped".into(),
+            about:
+                "behind a middlebox that masks STARTTLS as XXXXXXXA for clients from 127.0.99.0/24"
+                    .into(),
+            clean,
+            isp,
+        });
+
+        // Shared MX hosts of the synthetic domains live in the signed apex.
+        for k in 1..=crate::synth::SHARED_HOSTS {
+            let host = crate::synth::shared_host_name(k);
+            let ip = crate::synth::shared_host_ip(k);
+            self.add(&host, RData::A(A(ip)))?;
+            self.hosts.insert(
+                ip,
+                HostSpec {
+                    name: host.clone(),
+                    behaviour: SmtpBehaviour::Starttls,
+                    cert: CertKind::Valid,
+                    cert_names: Some(vec![host.clone()]),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Finishes: adds NS/DS delegations and the name server, returns zones and the world.
+    pub(crate) fn finish(
+        mut self,
+        synthetic: Arc<Synthetic>,
+        extra_zones: Vec<Zone>,
+    ) -> Result<(Vec<Zone>, World), LabError> {
+        let (ns, a) = dns::ns_a(DNS_IP);
+        self.lab.add(ns, a);
+        let mut children: Vec<&Zone> = vec![&self.insecure, &self.bogus];
+        children.extend(extra_zones.iter());
+        let mut delegations = Vec::new();
+        for child in children {
+            let ds = match child.key() {
+                Some(k) => Some(k.ds(child.origin())?),
+                None => None,
+            };
+            delegations.push((child.origin().clone(), ds));
+        }
+        for (origin, ds) in delegations {
+            self.lab
+                .add(origin.clone(), RData::NS(NS(name("ns.lab.test")?)));
+            if let Some(ds) = ds {
+                self.lab.add(origin, RData::DNSSEC(DNSSECRData::DS(ds)));
+            }
+        }
+        let mut expected = self.expected;
+        expected.extend(synthetic.expected_all());
+        let mut zones = vec![self.lab, self.insecure, self.bogus];
+        zones.extend(extra_zones);
+        let world = World {
+            hosts: self.hosts,
+            proxies: self.proxies,
+            policies: self.policies,
+            expected,
+            synthetic,
+        };
+        Ok((zones, world))
+    }
+}
+
+enum PolicySpecFor {
+    Mode(&'static str),
+    Outside,
+    Redirect,
+    Status(u16),
+    ContentType,
+    Invalid,
+    BadCert,
+    TwoTxt,
+}
+
+fn sts_p(status: MtaStsStatus, error: Option<MtaStsError>, compliant: Option<bool>) -> Posture {
+    Posture::plain_good(&[], DnssecStatus::Secure).sts(status, error, compliant)
+}
+
+/// The `mxray lab --list` table: one line per case domain (synthetic domains summarised).
+pub fn table(expected: &[ExpectedPosture]) -> String {
+    let mut out = String::new();
+    let w = expected
+        .iter()
+        .filter(|e| !e.case.starts_with("synthetic"))
+        .map(|e| e.domain.len())
+        .max()
+        .unwrap_or(10);
+    let _ = writeln!(
+        out,
+        "{:<w$}  {:<18}  expected posture (clean vantage)",
+        "domain", "case"
+    );
+    let mut synthetic: std::collections::BTreeMap<&str, usize> = Default::default();
+    for e in expected {
+        if e.case.starts_with("synthetic") {
+            *synthetic.entry(e.case.as_str()).or_default() += 1;
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "{:<w$}  {:<18}  {}",
+            e.domain,
+            e.case,
+            e.clean.summary()
+        );
+        if e.isp != e.clean {
+            let _ = writeln!(
+                out,
+                "{:<w$}  {:<18}  isp vantage: {}",
+                "",
+                "",
+                e.isp.summary()
+            );
+        }
+        let _ = writeln!(out, "{:<w$}  {:<18}  ({})", "", "", e.about);
+    }
+    if !synthetic.is_empty() {
+        let total: usize = synthetic.values().sum();
+        let _ = writeln!(out, "\n{total} synthetic domains:");
+        for (case, n) in synthetic {
+            let _ = writeln!(out, "  {n:>8}  {case}");
+        }
+    }
+    out
+}
