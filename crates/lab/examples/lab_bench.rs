@@ -134,6 +134,7 @@ async fn main() {
         synthetic_domains: domains,
         seed: 1,
         ports: PortChoice::High,
+        ..LabOptions::default()
     })
     .await
     {

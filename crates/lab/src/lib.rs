@@ -109,6 +109,10 @@ pub struct LabOptions {
     pub seed: u64,
     /// Ports. Default [`PortChoice::Auto`].
     pub ports: PortChoice,
+    /// Simulated time (`--lab-epoch N`). Default 0. From epoch 1 on, `regress.lab.test`'s MX,
+    /// which offers STARTTLS in epoch 0, sits behind a middlebox that masks STARTTLS for every
+    /// client: scans of epoch 0 and then 1 show a `history_regression`.
+    pub epoch: u32,
 }
 
 impl Default for LabOptions {
@@ -117,6 +121,7 @@ impl Default for LabOptions {
             synthetic_domains: 0,
             seed: 1,
             ports: PortChoice::Auto,
+            epoch: 0,
         }
     }
 }
@@ -206,7 +211,7 @@ mod dns_bound {
 /// `synthetic_domains` and `seed`.
 pub fn expected_postures(opts: &LabOptions) -> Result<Vec<ExpectedPosture>, LabError> {
     let pki = pki::Pki::generate()?;
-    let mut b = world::Builder::new(&pki)?;
+    let mut b = world::Builder::new(&pki, opts.epoch)?;
     b.cases()?;
     let synthetic = Arc::new(synth::Synthetic::new(
         opts.seed,
@@ -221,7 +226,7 @@ impl Lab {
     /// Generates keys and certificates, binds every server and starts serving.
     pub async fn start(opts: LabOptions) -> Result<Lab, LabError> {
         let pki = Arc::new(pki::Pki::generate()?);
-        let mut b = world::Builder::new(&pki)?;
+        let mut b = world::Builder::new(&pki, opts.epoch)?;
         b.cases()?;
         let synthetic = Arc::new(synth::Synthetic::new(
             opts.seed,
@@ -300,10 +305,16 @@ impl Lab {
             per_prefix_per_sec: 1_000_000,
         }));
         let dialer = mxray_net::Dialer::new(policy, limits);
-        for (_, backend) in &world.proxies {
+        for (ip, backend) in &world.proxies {
             let Some(l) = listeners.next() else { break };
             let backend = SocketAddr::new(IpAddr::V4(*backend), smtp_port);
-            tasks.push(tokio::spawn(strip::serve(l, backend, dialer.clone())));
+            let everyone = world.strip_everyone.contains(ip);
+            tasks.push(tokio::spawn(strip::serve(
+                l,
+                backend,
+                dialer.clone(),
+                everyone,
+            )));
         }
 
         let mut https_ips = vec![HTTPS_IP];

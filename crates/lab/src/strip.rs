@@ -77,13 +77,13 @@ where
 
 use tokio::io::AsyncReadExt as _;
 
-async fn relay(client: TcpStream, backend: SocketAddr, dialer: Dialer) {
+async fn relay(client: TcpStream, backend: SocketAddr, dialer: Dialer, everyone: bool) {
     let Ok(peer) = client.peer_addr() else { return };
     let Ok(mut server) = dialer.connect(backend).await else {
         return;
     };
     let mut client = client;
-    if !is_isp(peer.ip()) {
+    if !everyone && !is_isp(peer.ip()) {
         let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
         return;
     }
@@ -92,8 +92,14 @@ async fn relay(client: TcpStream, backend: SocketAddr, dialer: Dialer) {
     let _ = tokio::join!(pump_masked(cr, sw), pump_masked(sr, cw));
 }
 
-/// Accept loop of the middlebox in front of `backend`.
-pub(crate) async fn serve(listener: TcpListener, backend: SocketAddr, dialer: Dialer) {
+/// Accept loop of the middlebox in front of `backend`; it masks STARTTLS for clients from the
+/// isp range, or for every client when `everyone` (the `--lab-epoch` regression case).
+pub(crate) async fn serve(
+    listener: TcpListener,
+    backend: SocketAddr,
+    dialer: Dialer,
+    everyone: bool,
+) {
     let mut sessions = tokio::task::JoinSet::new();
     let slots = Arc::new(Semaphore::new(MAX_SESSIONS));
     loop {
@@ -107,7 +113,9 @@ pub(crate) async fn serve(listener: TcpListener, backend: SocketAddr, dialer: Di
         let dialer = dialer.clone();
         sessions.spawn(async move {
             let _permit = permit;
-            let _ = tokio::time::timeout(SESSION_DEADLINE, relay(stream, backend, dialer)).await;
+            let _ =
+                tokio::time::timeout(SESSION_DEADLINE, relay(stream, backend, dialer, everyone))
+                    .await;
         });
     }
 }

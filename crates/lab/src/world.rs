@@ -228,6 +228,8 @@ pub(crate) struct World {
     pub(crate) hosts: HashMap<Ipv4Addr, HostSpec>,
     /// (proxy listen IP, backend IP)
     pub(crate) proxies: Vec<(Ipv4Addr, Ipv4Addr)>,
+    /// Proxies (by listen IP) that mask STARTTLS for every client, not only the isp range.
+    pub(crate) strip_everyone: std::collections::HashSet<Ipv4Addr>,
     pub(crate) policies: HashMap<String, PolicySpec>,
     pub(crate) expected: Vec<ExpectedPosture>,
     pub(crate) synthetic: Arc<Synthetic>,
@@ -269,13 +271,15 @@ pub(crate) struct Builder<'a> {
     bogus: Zone,
     hosts: HashMap<Ipv4Addr, HostSpec>,
     proxies: Vec<(Ipv4Addr, Ipv4Addr)>,
+    strip_everyone: std::collections::HashSet<Ipv4Addr>,
     policies: HashMap<String, PolicySpec>,
     expected: Vec<ExpectedPosture>,
     next_host: u8,
+    epoch: u32,
 }
 
 impl<'a> Builder<'a> {
-    pub(crate) fn new(pki: &'a Pki) -> Result<Self, LabError> {
+    pub(crate) fn new(pki: &'a Pki, epoch: u32) -> Result<Self, LabError> {
         Ok(Builder {
             pki,
             lab: Zone::new_static(name(APEX)?, Signing::Signed)?,
@@ -283,9 +287,11 @@ impl<'a> Builder<'a> {
             bogus: Zone::new_static(name(BOGUS_CHILD)?, Signing::BogusTlsa)?,
             hosts: HashMap::new(),
             proxies: Vec::new(),
+            strip_everyone: std::collections::HashSet::new(),
             policies: HashMap::new(),
             expected: Vec::new(),
             next_host: 1,
+            epoch,
         })
     }
 
@@ -743,6 +749,43 @@ impl<'a> Builder<'a> {
             isp,
         });
 
+        // --- change over time (--lab-epoch): STARTTLS offered in epoch 0, stripped for every
+        // client from epoch 1 on ---
+        let d = "regress.lab.test";
+        let h = format!("mx.{d}");
+        let good = Posture::plain_good(&[&h], Secure);
+        if self.epoch == 0 {
+            self.simple(d, SmtpBehaviour::Starttls, CertKind::Valid)?;
+            self.expect(ExpectedPosture::same(
+                d,
+                "regress",
+                "offers STARTTLS in epoch 0; stripped for everyone from epoch 1 (--lab-epoch)",
+                good,
+            ));
+        } else {
+            let proxy_ip = self.next_ip()?;
+            let backend_ip = self.next_ip()?;
+            self.add(&h, RData::A(A(proxy_ip)))?;
+            self.mx(d, 10, &h)?;
+            self.hosts.insert(
+                backend_ip,
+                HostSpec {
+                    name: h.clone(),
+                    behaviour: SmtpBehaviour::Starttls,
+                    cert: CertKind::Valid,
+                    cert_names: Some(vec![h.clone()]),
+                },
+            );
+            self.proxies.push((proxy_ip, backend_ip));
+            self.strip_everyone.insert(proxy_ip);
+            self.expect(ExpectedPosture::same(
+                d,
+                "regress",
+                "epoch >= 1: behind a middlebox that masks STARTTLS for every client",
+                good.no_tls().signal(StrippingSignal::StarttlsMangled),
+            ));
+        }
+
         // Shared MX hosts of the synthetic domains live in the signed apex.
         for k in 1..=crate::synth::SHARED_HOSTS {
             let host = crate::synth::shared_host_name(k);
@@ -793,6 +836,7 @@ impl<'a> Builder<'a> {
         let world = World {
             hosts: self.hosts,
             proxies: self.proxies,
+            strip_everyone: self.strip_everyone,
             policies: self.policies,
             expected,
             synthetic,

@@ -41,6 +41,7 @@ async fn lab() -> Lab {
         synthetic_domains: 200,
         seed: 9,
         ports: PortChoice::High,
+        ..LabOptions::default()
     })
     .await
     .expect("lab starts")

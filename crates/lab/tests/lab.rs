@@ -27,6 +27,7 @@ async fn lab(n: usize) -> Lab {
         synthetic_domains: n,
         seed: 42,
         ports: PortChoice::High,
+        ..LabOptions::default()
     })
     .await
     .expect("lab starts")
@@ -753,6 +754,7 @@ async fn table_lists_every_case_once_and_the_accessors_agree() {
         synthetic_domains: 1000,
         seed: 42,
         ports: PortChoice::High,
+        ..LabOptions::default()
     })
     .expect("table");
     assert_eq!(offline.as_slice(), lab.expected());
