@@ -636,6 +636,18 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/periodic/mxray.toml");
+        let s = ok(SharedArgs {
+            config: Some(path),
+            ..Default::default()
+        });
+        assert_eq!(s.vantage, "office-isp-a");
+        assert_eq!(s.ehlo_name, "scanner.example.org");
+        assert!(s.outputs.clickhouse.is_some());
+    }
+
+    #[test]
     fn config_json_redacts_password() {
         let s = ok(SharedArgs {
             clickhouse: Some("http://u:secret@127.0.0.1:8123/mxray".into()),

@@ -1,6 +1,9 @@
-//! `mxray lab`.
+//! `mxray lab`: run the loopback lab in the foreground (or print its table with `--list`).
 
 use std::process::ExitCode;
+
+use anyhow::Context;
+use mxray_lab::{Lab, LabOptions, PortChoice};
 
 use crate::settings::Settings;
 
@@ -10,11 +13,89 @@ pub(crate) struct LabArgs {
     /// Print the lab domains and the posture a correct scan reports, then exit.
     #[arg(long)]
     pub list: bool,
+    /// With --list: one JSON object per domain (domain, case, about, clean, isp) instead of
+    /// the table.
+    #[arg(long, requires = "list")]
+    pub json: bool,
     /// Add N synthetic domains.
     #[arg(long, default_value_t = 0)]
     pub lab_domains: usize,
+    /// Seed of the synthetic mix.
+    #[arg(long, default_value_t = 1)]
+    pub lab_seed: u64,
+    /// Simulated time (see `mxray scan --lab-epoch`).
+    #[arg(long, default_value_t = 0)]
+    pub lab_epoch: u32,
+    /// Ports: `auto` (53/25/443 when they can be bound, else high ports), `standard`, `high`.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "standard", "high"])]
+    pub lab_ports: String,
+    /// Directory where the trust anchor and CA certificate are written (default: a new
+    /// directory under the system temporary directory).
+    #[arg(long)]
+    pub lab_dir: Option<std::path::PathBuf>,
 }
 
-pub(crate) async fn run(_settings: &Settings, _args: &LabArgs) -> anyhow::Result<ExitCode> {
-    super::not_built("mxray lab", 7)
+pub(crate) async fn run(_settings: &Settings, args: &LabArgs) -> anyhow::Result<ExitCode> {
+    let ports = match args.lab_ports.as_str() {
+        "standard" => PortChoice::Standard,
+        "high" => PortChoice::High,
+        _ => PortChoice::Auto,
+    };
+    let opts = LabOptions {
+        synthetic_domains: args.lab_domains,
+        seed: args.lab_seed,
+        ports,
+        epoch: args.lab_epoch,
+    };
+    if args.list {
+        let expected = mxray_lab::expected_postures(&opts).context("building the lab table")?;
+        if args.json {
+            use std::io::Write;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            for e in &expected {
+                serde_json::to_writer(&mut out, e).context("writing JSON")?;
+                writeln!(out).context("writing JSON")?;
+            }
+            out.flush().context("writing JSON")?;
+        } else {
+            print!("{}", mxray_lab::table(&expected));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let lab = Lab::start(opts).await.context("starting the lab")?;
+    let dir = match &args.lab_dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("mxray-lab-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let anchor = dir.join("trust-anchor.txt");
+    let ca = dir.join("lab-ca.pem");
+    std::fs::write(&anchor, lab.trust_anchor_text()).context("writing the trust anchor")?;
+    std::fs::write(&ca, lab.ca_pem()).context("writing the CA certificate")?;
+    print!("{}", lab.describe());
+    println!("trust anchor: {}", anchor.display());
+    println!("CA certificate: {}", ca.display());
+    println!(
+        "try: dig @{} -p {} +dnssec MX good.lab.test",
+        lab.resolver().ip(),
+        lab.resolver().port()
+    );
+    if lab.smtp_port() == 25 && lab.https_port() == 443 {
+        println!(
+            "     mxray scan --allow-private --resolver {} --dnssec validate --trust-anchor {} --ca-file {} FILE",
+            lab.resolver(),
+            anchor.display(),
+            ca.display()
+        );
+    } else {
+        println!(
+            "     (high ports in use: scan the lab with `mxray scan --lab`, which remaps 25/443 itself)"
+        );
+    }
+    println!("serving; Ctrl-C stops");
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    lab.shutdown().await;
+    Ok(ExitCode::SUCCESS)
 }

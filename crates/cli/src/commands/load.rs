@@ -1,8 +1,12 @@
-//! `mxray load`.
+//! `mxray load DIR --clickhouse URL`: ingest a Parquet result directory (or a spill directory)
+//! into ClickHouse, after verifying every file against `manifest.json`.
 
 use std::process::ExitCode;
 
-use crate::settings::Settings;
+use anyhow::Context;
+use mxray_store::{load_dir, ClickHouseConfig};
+
+use crate::settings::{Settings, UsageError};
 
 /// Arguments of `mxray load`.
 #[derive(Debug, clap::Args)]
@@ -11,6 +15,31 @@ pub(crate) struct LoadArgs {
     pub dir: std::path::PathBuf,
 }
 
-pub(crate) async fn run(_settings: &Settings, _args: &LoadArgs) -> anyhow::Result<ExitCode> {
-    super::not_built("mxray load", 6)
+pub(crate) async fn run(settings: &Settings, args: &LoadArgs) -> anyhow::Result<ExitCode> {
+    let url = settings
+        .outputs
+        .clickhouse
+        .as_ref()
+        .ok_or_else(|| UsageError("load needs --clickhouse URL".into()))?;
+    let cfg = ClickHouseConfig::from_url(url.as_str())
+        .map_err(|e| UsageError(format!("--clickhouse: {e}")))?;
+    if !args.dir.is_dir() {
+        return Err(UsageError(format!("{}: not a directory", args.dir.display())).into());
+    }
+    let report = load_dir(&args.dir, &cfg)
+        .await
+        .with_context(|| format!("loading {} failed", args.dir.display()))?;
+    let total: u64 = report.rows.values().sum();
+    let per_table: Vec<String> = report
+        .rows
+        .iter()
+        .map(|(table, n)| format!("{table} {n}"))
+        .collect();
+    println!(
+        "loaded {total} rows from {} into database {} ({})",
+        args.dir.display(),
+        cfg.database,
+        per_table.join(", ")
+    );
+    Ok(ExitCode::SUCCESS)
 }

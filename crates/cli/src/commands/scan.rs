@@ -1,22 +1,431 @@
-//! `mxray scan`.
+//! `mxray scan`: the full pipeline over a domain list, or over the built-in lab.
 
+use std::io::{BufRead, BufReader, IsTerminal};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use crate::settings::Settings;
+use anyhow::Context;
+use mxray_lab::{Lab, LabOptions};
+use mxray_model::{Port25Check, ScanRecord, ScanStatus, UtcTime, SCHEMA_VERSION};
+use mxray_scan::{run_scan, Progress, ScanJob, ScanState, Scanner};
+
+use crate::engines;
+use crate::settings::{DnssecChoice, Settings, UsageError};
 
 /// Arguments of `mxray scan`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ScanArgs {
-    /// Domains file (plain or Tranco CSV), or `-` for stdin.
+    /// Domains file (plain list or Tranco "rank,domain" CSV), or `-` for stdin.
     pub input: Option<String>,
     /// Scan the built-in loopback lab instead (starts it, scans it, stops it).
     #[arg(long)]
     pub lab: bool,
-    /// With --lab: add N synthetic domains.
+    /// With --lab: add N synthetic domains (a realistic mix, for benchmarks).
     #[arg(long, default_value_t = 0)]
     pub lab_domains: usize,
+    /// With --lab: seed of the synthetic mix.
+    #[arg(long, default_value_t = 1)]
+    pub lab_seed: u64,
+    /// With --lab: simulated time; from epoch 1 on, one host that offered STARTTLS is stripped
+    /// for every client (for history_regression).
+    #[arg(long, default_value_t = 0)]
+    pub lab_epoch: u32,
+    /// No progress display on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Vantage self-check before scanning: the SMTP address (IP:PORT) of a canary you run
+    /// (`mxray canary serve`). Records whether outbound port 25 is open, blocked or
+    /// intercepted, the source address and its reverse DNS in the `scan` record. A blocked or
+    /// intercepted vantage does not scan (its "no STARTTLS" would be the network's, not the
+    /// servers'), unless --ignore-self-check.
+    #[arg(long, value_name = "IP:PORT")]
+    pub self_check: Option<String>,
+    /// The canary's control endpoint IP:PORT, or its expectation JSON file (required with
+    /// --self-check).
+    #[arg(long, value_name = "CONTROL|FILE", requires = "self_check")]
+    pub self_check_expect: Option<String>,
+    /// Scan even when the self-check finds port 25 blocked or intercepted.
+    #[arg(long)]
+    pub ignore_self_check: bool,
 }
 
-pub(crate) async fn run(_settings: &Settings, _args: &ScanArgs) -> anyhow::Result<ExitCode> {
-    super::not_built("mxray scan", 8)
+pub(crate) async fn run(settings: &Settings, args: &ScanArgs) -> anyhow::Result<ExitCode> {
+    let mut settings = settings.clone();
+    let scan_id = uuid::Uuid::now_v7();
+    let started_at = UtcTime::now();
+
+    // Where Parquet, the journal and the state go. With --resume, --out names the scan.
+    let out_dir: PathBuf = match (&settings.outputs.out, settings.resume) {
+        (Some(d), _) => d.clone(),
+        (None, true) => {
+            return Err(
+                UsageError("--resume needs --out DIR naming the interrupted scan".into()).into(),
+            )
+        }
+        (None, false) => engines::default_out_dir(scan_id),
+    };
+    let parquet = settings.outputs.out.is_some()
+        || (settings.outputs.clickhouse.is_none() && settings.outputs.jsonl.is_none());
+
+    let mut lab: Option<Lab> = None;
+    let (input_name, input): (String, Box<dyn BufRead + Send>) = if args.lab {
+        if args.input.is_some() {
+            return Err(UsageError("give either a domains file or --lab, not both".into()).into());
+        }
+        let started = Lab::start(LabOptions {
+            synthetic_domains: args.lab_domains,
+            seed: args.lab_seed,
+            epoch: args.lab_epoch,
+            ..LabOptions::default()
+        })
+        .await
+        .context("starting the lab")?;
+        configure_for_lab(&mut settings, &started, &out_dir)?;
+        let list = started.domains().join("\n") + "\n";
+        lab = Some(started);
+        (
+            "lab".to_owned(),
+            Box::new(std::io::Cursor::new(list.into_bytes())),
+        )
+    } else {
+        match args.input.as_deref() {
+            None => {
+                return Err(
+                    UsageError("give a domains file, `-` for stdin, or --lab".into()).into(),
+                )
+            }
+            Some("-") => ("-".to_owned(), Box::new(BufReader::new(std::io::stdin()))),
+            Some(path) => {
+                let f = std::fs::File::open(path)
+                    .map_err(|e| UsageError(format!("{path}: cannot read: {e}")))?;
+                (
+                    path.to_owned(),
+                    Box::new(BufReader::with_capacity(1 << 16, f)),
+                )
+            }
+        }
+    };
+
+    let dialer = lab_dialer(&settings, lab.as_ref());
+    let dns = engines::dns_collector(&settings)?;
+    let prober = engines::prober(&settings, &dialer, scan_id)?;
+    let fetcher = engines::fetcher(&settings, &dialer)?;
+    let scanner = Scanner::new(
+        dns,
+        prober,
+        fetcher,
+        scan_id,
+        settings.vantage.clone(),
+        settings.smtp_port,
+        settings.concurrency,
+    );
+    if settings.resume {
+        let state = ScanState::load(&out_dir)?;
+        if state.status == ScanStatus::Interrupted || state.status == ScanStatus::Running {
+            eprintln!(
+                "mxray: resuming scan {} in {}",
+                state.scan_id,
+                out_dir.display()
+            );
+        }
+    }
+    // The vantage self-check comes first: a blocked vantage creates no outputs.
+    let (mut port25_check, mut source_ip, mut source_rdns) = (
+        Port25Check::NotChecked,
+        settings.source_ip.map(|ip| ip.to_string()),
+        None,
+    );
+    if let Some(target) = &args.self_check {
+        let check = vantage_self_check(&settings, &dialer, &scanner, target, args).await?;
+        port25_check = check.port25;
+        source_ip = source_ip.or(check.source_ip.map(|ip| ip.to_string()));
+        source_rdns = check.rdns.clone();
+        eprintln!(
+            "mxray: vantage self-check: port 25 {} (source {}, reverse DNS {}): {}",
+            check.port25,
+            source_ip.as_deref().unwrap_or("?"),
+            check.rdns.as_deref().unwrap_or("none"),
+            check.detail
+        );
+        if !matches!(check.port25, Port25Check::Open) && !args.ignore_self_check {
+            eprintln!(
+                "mxray: error: not scanning from a vantage whose port 25 is {}: its results would \
+                 measure this network, not the mail servers (--ignore-self-check to scan anyway)",
+                check.port25
+            );
+            return Ok(ExitCode::from(3));
+        }
+    }
+    let sink = engines::sinks(&settings, parquet.then_some(out_dir.as_path()), false).await?;
+
+    let scan = ScanRecord {
+        scan_id,
+        vantage: settings.vantage.clone(),
+        started_at,
+        finished_at: None,
+        status: ScanStatus::Running,
+        source_ip,
+        source_rdns,
+        port25_check,
+        tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+        schema_version: SCHEMA_VERSION,
+        config: settings.to_json(),
+        input_name,
+        input_sha256: String::new(),
+        shard: settings.shard.to_string(),
+        domains_total: 0,
+        domains_done: 0,
+        input_errors: 0,
+        dns_hosts: 0,
+        smtp_probes: 0,
+        certificates: 0,
+        mta_sts_policies: 0,
+    };
+    let job = ScanJob {
+        state_dir: out_dir.clone(),
+        scan,
+        resume: settings.resume,
+        in_shard: |d, i, n| crate::settings::Shard { index: i, count: n }.contains(d),
+        shard: (settings.shard.index, settings.shard.count),
+    };
+
+    let progress = Arc::new(Progress::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let signals = tokio::spawn(watch_signals(stop.clone()));
+    let display = tokio::spawn(show_progress(progress.clone(), args.quiet));
+    let result = run_scan(&scanner, job, input, sink, progress.clone(), stop.clone()).await;
+    display.abort();
+    signals.abort();
+    if let Some(lab) = lab {
+        lab.shutdown().await;
+    }
+    let outcome = result?;
+    print_summary(&outcome, &progress, &out_dir, parquet);
+    Ok(match outcome.scan.status {
+        ScanStatus::Complete if outcome.report.is_clean() => ExitCode::SUCCESS,
+        ScanStatus::Complete => ExitCode::from(1),
+        _ => ExitCode::from(130),
+    })
+}
+
+struct SelfCheck {
+    port25: Port25Check,
+    source_ip: Option<std::net::IpAddr>,
+    rdns: Option<String>,
+    detail: String,
+}
+
+/// Runs the canary self-check and looks up the reverse DNS of the source address.
+async fn vantage_self_check(
+    settings: &Settings,
+    dialer: &mxray_net::Dialer,
+    scanner: &Scanner,
+    target: &str,
+    args: &ScanArgs,
+) -> anyhow::Result<SelfCheck> {
+    let target = super::canary::parse_target(target, 25)?;
+    let expect = args
+        .self_check_expect
+        .as_deref()
+        .ok_or_else(|| UsageError("--self-check needs --self-check-expect CONTROL|FILE".into()))?;
+    let (exp, _) = super::canary::load_expectation(settings, dialer, expect, None).await?;
+    let check = mxray_canary::self_check(target, &exp, dialer, settings.timeout).await;
+    let rdns = match check.source_ip {
+        Some(ip) => reverse_dns(scanner, ip).await,
+        None => None,
+    };
+    Ok(SelfCheck {
+        port25: check.port25,
+        source_ip: check.source_ip,
+        rdns,
+        detail: check.detail,
+    })
+}
+
+/// The PTR name of `ip` through the scan's resolver, if any.
+async fn reverse_dns(scanner: &Scanner, ip: std::net::IpAddr) -> Option<String> {
+    use hickory_proto::rr::{Name, RData, RecordType};
+    let lookup = scanner.dns.lookup(&Name::from(ip), RecordType::PTR).await;
+    lookup.records.iter().find_map(|r| match r {
+        RData::PTR(p) => Some(p.0.to_ascii().trim_end_matches('.').to_ascii_lowercase()),
+        _ => None,
+    })
+}
+
+/// Points the settings at the lab: its DNS (validating locally with its trust anchor), its CA,
+/// loopback destinations allowed, and the isp vantage's source address.
+fn configure_for_lab(
+    settings: &mut Settings,
+    lab: &Lab,
+    out_dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    // Kept beside the results: it is the anchor the scan's DNSSEC statuses rest on.
+    let anchor = out_dir.join("lab-trust-anchor.txt");
+    std::fs::write(&anchor, lab.trust_anchor_text()).context("writing the lab trust anchor")?;
+    settings.resolvers = vec![lab.resolver()];
+    settings.dnssec = DnssecChoice::Validate;
+    settings.trust_anchor = Some(anchor);
+    let mut pem = lab.ca_pem();
+    if let Some(extra) = &settings.ca_pem {
+        pem.push_str(extra);
+    }
+    settings.ca_pem = Some(pem);
+    settings.allow_private = true;
+    if settings.source_ip.is_none() {
+        settings.source_ip = lab.vantage_source_ip(&settings.vantage);
+    }
+    Ok(())
+}
+
+fn lab_dialer(settings: &Settings, lab: Option<&Lab>) -> mxray_net::Dialer {
+    let mut d = settings.dialer();
+    if let Some(lab) = lab {
+        if lab.smtp_port() != 25 {
+            d = d.with_port_remap(25, lab.smtp_port());
+        }
+        if lab.https_port() != 443 {
+            d = d.with_port_remap(443, lab.https_port());
+        }
+    }
+    d
+}
+
+/// First Ctrl-C/SIGTERM: stop taking new domains, finish in-flight ones, flush, record the
+/// scan as interrupted. Second: exit at once (the journal still allows --resume).
+async fn watch_signals(stop: Arc<AtomicBool>) {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return,
+    };
+    for round in 0..2 {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        if round == 0 {
+            stop.store(true, Ordering::Relaxed);
+            eprintln!("mxray: stopping: finishing domains in flight and flushing outputs (again to abort)");
+        } else {
+            eprintln!("mxray: aborted; continue later with --resume");
+            std::process::exit(130);
+        }
+    }
+}
+
+/// Progress on stderr: indicatif bars on a terminal, a plain line every 10 s otherwise.
+async fn show_progress(p: Arc<Progress>, quiet: bool) {
+    if quiet {
+        return;
+    }
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let started = Instant::now();
+    if std::io::stderr().is_terminal() {
+        use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+        let multi = MultiProgress::new();
+        let style = ProgressStyle::with_template("{prefix:>9} {pos:>9} {per_sec:>12} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        let bar = |name: &str| {
+            let b = multi.add(ProgressBar::new_spinner());
+            b.set_style(style.clone());
+            b.set_prefix(name.to_owned());
+            b
+        };
+        let (dns, smtp, sts, done) = (bar("dns"), bar("smtp"), bar("mta-sts"), bar("domains"));
+        loop {
+            dns.set_position(load(&p.dns_done));
+            dns.set_message(format!("{} with DNS errors", load(&p.dns_errors)));
+            smtp.set_position(load(&p.probes_done));
+            smtp.set_message(format!(
+                "{} in flight, {} errors",
+                load(&p.probes_started).saturating_sub(load(&p.probes_done)),
+                load(&p.probe_errors)
+            ));
+            sts.set_position(load(&p.mta_sts_done));
+            done.set_position(load(&p.domains_done));
+            done.set_message(format!("{} records written", load(&p.records_written)));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    } else {
+        loop {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            eprintln!(
+                "mxray: {:>6.0}s domains {} (dns {}, probes {} / {} errors, mta-sts {}), records {}",
+                started.elapsed().as_secs_f64(),
+                load(&p.domains_done),
+                load(&p.dns_done),
+                load(&p.probes_done),
+                load(&p.probe_errors),
+                load(&p.mta_sts_done),
+                load(&p.records_written)
+            );
+        }
+    }
+}
+
+fn print_summary(
+    o: &mxray_scan::ScanOutcome,
+    p: &Progress,
+    out_dir: &std::path::Path,
+    parquet: bool,
+) {
+    let s = &o.scan;
+    let secs = (s
+        .finished_at
+        .map(|f| f.unix())
+        .unwrap_or(s.started_at.unix())
+        - s.started_at.unix())
+    .max(1);
+    eprintln!();
+    eprintln!(
+        "scan {} ({}), vantage {}, {}",
+        s.scan_id, s.status, s.vantage, s.input_name
+    );
+    eprintln!(
+        "  domains    {:>9} of {} ({} resumed, {} input lines rejected)",
+        s.domains_done, s.domains_total, o.resumed_domains, s.input_errors
+    );
+    eprintln!("  dns hosts  {:>9}", s.dns_hosts);
+    eprintln!(
+        "  probes     {:>9} ({} ended in an error class)",
+        s.smtp_probes,
+        p.probe_errors.load(Ordering::Relaxed)
+    );
+    eprintln!("  certs      {:>9}", s.certificates);
+    eprintln!("  mta-sts    {:>9}", s.mta_sts_policies);
+    eprintln!(
+        "  rate       {:>9.1} domains/s over {secs} s",
+        s.domains_done as f64 / secs as f64
+    );
+    for line in p.tally_lines() {
+        eprintln!("  {line}");
+    }
+    for e in &o.input_errors_sample {
+        eprintln!("  input line {}: {} ({:?})", e.line, e.reason, e.text);
+    }
+    if parquet {
+        eprintln!("  output     {}", out_dir.display());
+    }
+    for c in std::iter::once(&o.report).chain(o.report.children.iter()) {
+        if c.children.is_empty() {
+            eprintln!("  {:<10} {} rows -> {}", c.sink, c.total_rows(), c.location);
+        }
+        if c.total_spilled() > 0 {
+            eprintln!(
+                "  {:<10} {} rows spilled to {:?}: ingest with `mxray load`",
+                c.sink,
+                c.total_spilled(),
+                c.spill_dir
+            );
+        }
+    }
+    if s.status != ScanStatus::Complete {
+        eprintln!(
+            "  interrupted: continue with `mxray scan ... --resume --out {}`",
+            out_dir.display()
+        );
+    }
 }
