@@ -1,1 +1,61 @@
-//! placeholder
+//! Record sinks for mxray: ClickHouse, Parquet files, JSON lines; ClickHouse migrations; and
+//! `mxray load`.
+//!
+//! What it does: takes the records of `mxray-model` and stores each one exactly once.
+//! - [`ClickHouseSink`]: batched inserts per table over HTTP/RowBinary, bounded queue
+//!   (backpressure), retries with backoff for transient failures, spill to Parquet files when
+//!   the server stays away, bad data set aside and reported. Idempotent thanks to
+//!   `ReplacingMergeTree` tables keyed on each record's identity.
+//! - [`ParquetSink`]: the embedded default, one `<table>.parquet` per table (zstd, row groups)
+//!   plus `manifest.json` with row counts and SHA-256 of each file; files appear only whole.
+//! - [`JsonlSink`] (`--jsonl`), [`NullSink`], and [`FanOut`] to write to several at once.
+//! - [`migrate`]: versioned, idempotent DDL portable to ClickHouse 18.16 and current releases;
+//!   refuses a database stamped with a newer schema. [`load_dir`]: ingest a result or spill
+//!   directory after verifying its manifest.
+//!
+//! What it does not: no scanning, no verdicts, no analysis SQL; it never decides what a record
+//! means. The DDL is the only SQL here (see [`schema`]).
+//!
+//! Main types: [`Sink`] (the trait the pipeline writes to), [`SinkReport`],
+//! [`ClickHouseConfig`], [`StoreError`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), mxray_store::StoreError> {
+//! use mxray_store::{ClickHouseConfig, ClickHouseSink, FanOut, ParquetOptions, ParquetSink, Sink};
+//! let ch = ClickHouseConfig::from_url("http://127.0.0.1:8123/mxray")?;
+//! let mut sink = FanOut::new(vec![
+//!     Box::new(ParquetSink::create("mxray-out/scan", ParquetOptions::default())?),
+//!     Box::new(ClickHouseSink::connect(ch).await?),
+//! ]);
+//! for record in mxray_model::examples::all() {
+//!     sink.write(record).await?;
+//! }
+//! let report = sink.close().await?;
+//! assert!(report.is_clean());
+//! # Ok(()) }
+//! ```
+
+mod ch;
+mod ch_sink;
+mod dictionary;
+pub mod error;
+mod load;
+mod parquet_sink;
+pub mod schema;
+mod sink;
+
+pub use ch::{
+    health_check, migrate, read_table, schema_version, ClickHouseConfig, MigrationReport,
+    DEFAULT_DATABASE,
+};
+pub use ch_sink::ClickHouseSink;
+pub use dictionary::data_dictionary;
+pub use error::StoreError;
+pub use load::{load_dir, LoadReport};
+pub use parquet_sink::{
+    file_digest, parquet_schema, read_table_file, Manifest, ManifestScan, ManifestTable,
+    ParquetOptions, ParquetSink, TableReader, MANIFEST, MANIFEST_FORMAT,
+};
+pub use sink::{
+    BoxFuture, FanOut, JsonlSink, NullSink, RejectedBatch, Sink, SinkReport, TableCounts,
+};

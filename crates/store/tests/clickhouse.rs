@@ -1,0 +1,287 @@
+//! Against a real ClickHouse (MXRAY_TEST_CLICKHOUSE_URL, started by scripts/test through
+//! scripts/clickhouse): migrations, every record type inserted and read back equal, Parquet
+//! results loaded (twice), tampered results refused.
+
+mod common;
+
+use common::*;
+use mxray_model::{examples, Record, RecordKind, SCHEMA_VERSION};
+use mxray_store::schema::TABLES;
+use mxray_store::*;
+
+async fn schema_snapshot(c: &ClickHouseConfig) -> Vec<(String, String, String)> {
+    let mut cols: Vec<(String, String, String)> = c
+        .client()
+        .query(
+            "SELECT table, name, type FROM system.columns WHERE database = ? ORDER BY table, name",
+        )
+        .bind(&c.database)
+        .fetch_all()
+        .await
+        .expect("system.columns");
+    let tables: Vec<(String, String)> = c
+        .client()
+        .query("SELECT name, engine_full FROM system.tables WHERE database = ? ORDER BY name")
+        .bind(&c.database)
+        .fetch_all()
+        .await
+        .expect("system.tables");
+    cols.extend(tables.into_iter().map(|(n, e)| (n, "ENGINE".to_owned(), e)));
+    cols
+}
+
+#[tokio::test]
+async fn migrate_twice_leaves_the_same_schema() {
+    let Some(c) = clickhouse("migrate_twice") else {
+        return;
+    };
+    let first = migrate(&c).await.expect("first migrate");
+    assert_eq!(first.from, 0);
+    assert_eq!(first.to, SCHEMA_VERSION);
+    assert_eq!(first.applied, vec![SCHEMA_VERSION]);
+    let before = schema_snapshot(&c).await;
+    let second = migrate(&c).await.expect("second migrate");
+    assert_eq!(second.from, SCHEMA_VERSION);
+    assert!(second.applied.is_empty());
+    let after = schema_snapshot(&c).await;
+    assert_eq!(before, after);
+    for &k in TABLES {
+        assert!(
+            before.iter().any(|(t, _, _)| t == k.table()),
+            "table {} missing",
+            k.table()
+        );
+    }
+    let stamps: u64 = c
+        .client()
+        .query(&format!(
+            "SELECT count() FROM `{}`.schema_migrations FINAL",
+            c.database
+        ))
+        .fetch_one()
+        .await
+        .expect("count");
+    assert_eq!(stamps, 1);
+    drop_database(&c).await;
+}
+
+#[tokio::test]
+async fn a_database_with_a_newer_schema_is_refused_naming_both_versions() {
+    let Some(c) = clickhouse("newer_schema") else {
+        return;
+    };
+    migrate(&c).await.expect("migrate");
+    c.client()
+        .query(&format!(
+            "INSERT INTO `{}`.schema_migrations (version, description, applied_at, tool_version) \
+             VALUES (99, 'from the future', now(), '9.9.9')",
+            c.database
+        ))
+        .execute()
+        .await
+        .expect("stamp");
+    let err = migrate(&c).await.expect_err("must refuse");
+    assert!(
+        matches!(err, StoreError::SchemaTooNew { found: 99, .. }),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("99") && msg.contains(&format!("schema version {SCHEMA_VERSION}")),
+        "{msg}"
+    );
+    // The sink refuses too, before writing anything.
+    let err = ClickHouseSink::connect(c.clone())
+        .await
+        .expect_err("sink must refuse");
+    assert!(matches!(err, StoreError::SchemaTooNew { .. }));
+    drop_database(&c).await;
+}
+
+#[tokio::test]
+async fn every_record_type_is_inserted_and_read_back_equal() {
+    let Some(mut c) = clickhouse("roundtrip") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    c.spill_dir = dir.path().join("spill");
+    let records = full_and_empty_records();
+    let mut sink = ClickHouseSink::connect(c.clone()).await.expect("connect");
+    sink.write_batch(records.clone()).await.expect("write");
+    // The same records again: the tables deduplicate on the record key.
+    sink.write_batch(records.clone())
+        .await
+        .expect("write again");
+    let report = sink.close().await.expect("close");
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(report.total_rows(), 24);
+    assert_eq!(report.total_spilled(), 0);
+    for &kind in TABLES {
+        let back = read_table(&c, kind).await.expect("read");
+        let expected: Vec<Record> = records
+            .iter()
+            .filter(|r| r.kind() == kind)
+            .cloned()
+            .collect();
+        assert_eq!(sorted(back), sorted(expected), "{}", kind.table());
+    }
+    drop_database(&c).await;
+}
+
+#[tokio::test]
+async fn a_scan_keeps_its_final_state_whatever_the_insert_order() {
+    let Some(mut c) = clickhouse("scan_update") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    c.spill_dir = dir.path().join("spill");
+    let mut running = examples::scan();
+    running.status = mxray_model::ScanStatus::Running;
+    running.finished_at = None;
+    let mut other = examples::scan();
+    other.vantage = "second".into();
+    let mut other_running = other.clone();
+    other_running.status = mxray_model::ScanStatus::Running;
+    other_running.finished_at = None;
+    let mut sink = ClickHouseSink::connect(c.clone()).await.expect("connect");
+    // In order for one vantage; the `running` row last for the other (a spill loaded late).
+    sink.write(running.into()).await.expect("write");
+    sink.write(other.clone().into()).await.expect("write");
+    sink.flush().await.expect("flush");
+    sink.write(examples::scan().into()).await.expect("write");
+    sink.write(other_running.into()).await.expect("write");
+    sink.close().await.expect("close");
+    let back = read_table(&c, RecordKind::Scan).await.expect("read");
+    assert_eq!(
+        sorted(back),
+        sorted(vec![examples::scan().into(), other.into()])
+    );
+    drop_database(&c).await;
+}
+
+#[tokio::test]
+async fn bad_data_is_not_retried_but_reported_with_table_and_saved() {
+    let Some(mut c) = clickhouse("bad_data") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    c.spill_dir = dir.path().join("spill");
+    migrate(&c).await.expect("migrate");
+    // Make the table incompatible with the rows: the server refuses the batch.
+    c.client()
+        .query(&format!("DROP TABLE `{}`.domains", c.database))
+        .execute()
+        .await
+        .expect("drop");
+    c.client()
+        .query(&format!(
+            "CREATE TABLE `{}`.domains (scan_id UInt8) ENGINE = Memory",
+            c.database
+        ))
+        .execute()
+        .await
+        .expect("create");
+    let mut sink = ClickHouseSink::connect(c.clone()).await.expect("connect");
+    sink.write(examples::domain().into()).await.expect("write");
+    sink.write(examples::smtp_probe().into())
+        .await
+        .expect("write");
+    let report = sink.close().await.expect("close");
+    assert_eq!(report.rows.get("smtp_probes"), Some(&1));
+    assert_eq!(report.rejected.len(), 1, "{report:?}");
+    let rej = &report.rejected[0];
+    assert_eq!(rej.table, "domains");
+    assert_eq!(rej.rows, 1);
+    let saved = std::fs::read_to_string(&rej.saved_to).expect("saved batch");
+    let back: Record = serde_json::from_str(saved.trim()).expect("jsonl");
+    assert_eq!(back, Record::from(examples::domain()));
+    drop_database(&c).await;
+}
+
+#[tokio::test]
+async fn parquet_results_load_once_even_when_loaded_twice() {
+    let Some(c) = clickhouse("load") else { return };
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("result");
+    let records = full_and_empty_records();
+    let mut sink = ParquetSink::create(&out, ParquetOptions::default()).expect("create");
+    sink.write_batch(records.clone()).await.expect("write");
+    sink.close().await.expect("close");
+
+    let first = load_dir(&out, &c).await.expect("load");
+    assert_eq!(first.rows.values().sum::<u64>(), 12);
+    load_dir(&out, &c).await.expect("load again");
+    for &kind in TABLES {
+        let back = read_table(&c, kind).await.expect("read");
+        let expected: Vec<Record> = records
+            .iter()
+            .filter(|r| r.kind() == kind)
+            .cloned()
+            .collect();
+        assert_eq!(sorted(back), sorted(expected), "{}", kind.table());
+    }
+    drop_database(&c).await;
+}
+
+#[tokio::test]
+async fn load_refuses_truncated_or_tampered_files_before_inserting() {
+    let Some(c) = clickhouse("load_tampered") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("result");
+    let mut sink = ParquetSink::create(&out, ParquetOptions::default()).expect("create");
+    sink.write_batch(examples::all()).await.expect("write");
+    sink.close().await.expect("close");
+    let path = out.join("smtp_probes.parquet");
+    let original = std::fs::read(&path).expect("read");
+
+    std::fs::write(&path, &original[..original.len() - 100]).expect("truncate");
+    let err = load_dir(&out, &c).await.expect_err("truncated").to_string();
+    assert!(
+        err.contains("smtp_probes.parquet") && err.contains("truncated"),
+        "{err}"
+    );
+
+    let mut tampered = original.clone();
+    let mid = tampered.len() / 2;
+    tampered[mid] ^= 0x01;
+    std::fs::write(&path, &tampered).expect("tamper");
+    let err = load_dir(&out, &c).await.expect_err("tampered").to_string();
+    assert!(
+        err.contains("smtp_probes.parquet") && err.contains("SHA-256"),
+        "{err}"
+    );
+
+    std::fs::remove_file(out.join(MANIFEST)).expect("rm");
+    let err = load_dir(&out, &c)
+        .await
+        .expect_err("no manifest")
+        .to_string();
+    assert!(err.contains("manifest"), "{err}");
+
+    // Nothing was inserted: the database was never even created.
+    let exists: u8 = c
+        .client()
+        .query("SELECT count() > 0 FROM system.databases WHERE name = ?")
+        .bind(&c.database)
+        .fetch_one()
+        .await
+        .expect("query");
+    assert_eq!(exists, 0);
+}
+
+#[tokio::test]
+async fn unreachable_server_is_a_clear_error() {
+    // A port nothing listens on (bound, then closed).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let c = ClickHouseConfig::from_url(&format!("http://127.0.0.1:{port}/x")).expect("url");
+    let err = migrate(&c).await.expect_err("unreachable").to_string();
+    assert!(
+        err.contains("not reachable") && err.contains(&port.to_string()),
+        "{err}"
+    );
+}
