@@ -25,7 +25,7 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), mxray_lab::LabError> {
 //! use mxray_lab::{Lab, LabOptions, PortChoice};
-//! let lab = Lab::start(LabOptions { synthetic_domains: 100, seed: 1, ports: PortChoice::High }).await?;
+//! let lab = Lab::start(LabOptions { synthetic_domains: 100, ports: PortChoice::High, ..LabOptions::default() }).await?;
 //! println!("resolver {} smtp port {}", lab.resolver(), lab.smtp_port());
 //! for e in lab.expected() {
 //!     println!("{} {}", e.domain, e.clean.summary());
