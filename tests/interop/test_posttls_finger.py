@@ -1,0 +1,83 @@
+"""posttls-finger (Postfix's DANE reference client) against the same MX hosts: its STARTTLS,
+certificate and DANE verdicts must agree with mxray's `domain` records."""
+
+import pytest
+
+from clients import finger_config, finger_dane_verdict, posttls_finger
+from conftest import DOMAINS
+
+
+@pytest.fixture(scope="session")
+def finger(lab, workdir):
+    """domain -> (session at level dane, session at level verify); run once per domain."""
+    cfg = finger_config(workdir / "posttls-finger")
+    return {d: (posttls_finger(d, "dane", lab.ca.pem, cfg, verbose=True),
+                posttls_finger(d, "verify", lab.ca.pem, cfg)) for d in DOMAINS}
+
+
+@pytest.mark.parametrize("domain", DOMAINS)
+def test_dane_agrees(scan_ad, finger, domain):
+    """`-l dane`: Postfix's DANE result is mxray's `dane` verdict."""
+    mine = scan_ad["domain"][domain]["dane"]
+    theirs = finger_dane_verdict(finger[domain][0])
+    if theirs == "none|insecure":
+        # Postfix did not apply DANE: no TLSA, or TLSA it must ignore because the chain to it
+        # is not DNSSEC-secure (RFC 7672 §2.2); mxray names which of the two.
+        assert mine in ("none", "insecure"), finger[domain][0].text
+    else:
+        assert mine == theirs, finger[domain][0].text
+
+
+@pytest.mark.parametrize("domain", DOMAINS)
+def test_starttls_agrees(scan_ad, finger, domain):
+    """The STARTTLS offer and the completed handshake, as Postfix saw them at level `may`
+    (which `dane` falls back to) — or no session at all where mxray has no host to probe."""
+    rec = scan_ad["domain"][domain]
+    s = finger[domain][0]
+    if rec["starttls"] == "n/a":
+        assert not s.connected, s.text
+    elif rec["dane"] == "bogus":
+        # Postfix does not connect when the TLSA lookup fails (it defers the mail: RFC 7672
+        # §2.2 forbids delivery); mxray is a measurement, not a sender: it still probes and
+        # reports the host's STARTTLS. The DANE verdicts agree (test_dane_agrees).
+        assert s.tlsa_lookup_error and not s.connected, s.text
+    elif rec["starttls"] == "all":
+        assert s.starttls_offered and s.trust, s.text
+    else:
+        assert rec["starttls"] == "none"
+        assert s.connected and not s.trust, s.text
+
+
+@pytest.mark.parametrize("domain", DOMAINS)
+def test_pkix_agrees(scan_ad, finger, domain):
+    """`-l verify -F <test CA>`: Postfix's "Verified" (chain to a trusted CA and the MX host
+    name) is mxray's pkix=all; anything less is pkix=none."""
+    rec = scan_ad["domain"][domain]
+    s = finger[domain][1]
+    if rec["pkix"] == "n/a":
+        assert s.trust == "", s.text
+    elif rec["pkix"] == "all":
+        assert s.trust == "Verified", s.text
+    else:
+        assert rec["pkix"] == "none"
+        assert s.trust != "Verified" and s.cert_verification_failed, s.text
+
+
+# Not: no mail host (null MX, NXDOMAIN); bogus TLSA (Postfix does not connect).
+TRANSCRIPT_DOMAINS = [d for d in DOMAINS if d not in ("null-mx.test", "nonexistent.test",
+                                                       "bogus.test")]
+
+
+@pytest.mark.parametrize("domain", TRANSCRIPT_DOMAINS)
+def test_transcript_agrees(scan_ad, finger, domain):
+    """Greeting and EHLO keywords of the first MX host: the same text for both clients."""
+    s = finger[domain][0]
+    probes = [p for p in scan_ad["smtp_probe"]
+              if p["sni"] in scan_ad["domain"][domain]["mx_hosts"] or
+              (scan_ad["domain"][domain]["mx_kind"] == "implicit" and p["sni"] == domain)]
+    assert probes, f"no smtp_probe for {domain}"
+    p = probes[0]
+    assert s.banner and s.ehlo_keywords, s.text
+    assert p["banner"].removeprefix("220 ").strip() == s.banner.strip(), (p["banner"], s.text)
+    assert sorted(k.split(" ")[0].upper() for k in p["ehlo_keywords"]) == sorted(s.ehlo_keywords)
+    assert p["starttls_advertised"] == s.starttls_offered
