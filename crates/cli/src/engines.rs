@@ -5,12 +5,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use mxray_dns::{DnsCollector, DnsConfig, DnssecMode, TrustAnchorSet};
+use mxray_model::{Port25Check, ScanRecord, ScanStatus, UtcTime, SCHEMA_VERSION};
 use mxray_mtasts::{FetchConfig, PolicyFetcher};
 use mxray_net::Dialer;
 use mxray_smtp::{ProbeConfig, Prober};
 use mxray_store::{
     ClickHouseConfig, ClickHouseSink, FanOut, JsonlSink, ParquetOptions, ParquetSink, Sink,
 };
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::settings::{DnssecChoice, Settings, UsageError};
@@ -64,6 +66,55 @@ pub(crate) fn fetcher(settings: &Settings, dialer: &Dialer) -> anyhow::Result<Po
     };
     PolicyFetcher::new(cfg, dialer.clone())
         .map_err(|e| UsageError(format!("--ca-file: {e}")).into())
+}
+
+/// The `scan` record of a run, counts zero and status `running`; the command fills in the rest.
+pub(crate) fn scan_record(
+    settings: &Settings,
+    scan_id: Uuid,
+    started_at: UtcTime,
+    input_name: &str,
+) -> ScanRecord {
+    ScanRecord {
+        scan_id,
+        vantage: settings.vantage.clone(),
+        started_at,
+        finished_at: None,
+        status: ScanStatus::Running,
+        source_ip: settings.source_ip.map(|ip| ip.to_string()),
+        source_rdns: None,
+        port25_check: Port25Check::NotChecked,
+        tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+        schema_version: SCHEMA_VERSION,
+        config: settings.to_json(),
+        input_name: input_name.to_owned(),
+        input_sha256: String::new(),
+        shard: settings.shard.to_string(),
+        domains_total: 0,
+        domains_done: 0,
+        input_errors: 0,
+        dns_hosts: 0,
+        smtp_probes: 0,
+        certificates: 0,
+        mta_sts_policies: 0,
+    }
+}
+
+/// The record of a one-shot command (`smtp`, `mta-sts`) that just finished.
+pub(crate) fn finished_scan_record(
+    settings: &Settings,
+    scan_id: Uuid,
+    started_at: UtcTime,
+    input_name: &str,
+    input: &str,
+) -> ScanRecord {
+    ScanRecord {
+        finished_at: Some(UtcTime::now()),
+        status: ScanStatus::Complete,
+        input_sha256: hex::encode(Sha256::digest(input.as_bytes())),
+        shard: "0/1".into(),
+        ..scan_record(settings, scan_id, started_at, input_name)
+    }
 }
 
 /// The default Parquet directory of a scan.

@@ -369,27 +369,33 @@ impl Scanner {
         dns: &DomainDns,
         progress: &Progress,
     ) -> mxray_mtasts::MtaStsAssessment {
-        let wants_fetch = dns.mta_sts.outcome == DnsOutcome::NoError
-            && mxray_mtasts::parse_sts_txt(&dns.mta_sts.records).is_ok();
-        let policy_host_addrs = if wants_fetch {
-            let a = self.dns.addresses(&format!("mta-sts.{domain}")).await;
-            if a.addresses.is_empty() {
-                Err(a.outcome)
-            } else {
-                Ok(a.addresses)
-            }
-        } else {
-            Err(DnsOutcome::NotQueried)
-        };
-        let input = MtaStsInput {
-            domain: domain.to_owned(),
-            txt_outcome: dns.mta_sts.outcome,
-            txt_records: dns.mta_sts.records.clone(),
-            policy_host_addrs,
-        };
+        let input = mta_sts_input(&self.dns, domain, dns).await;
         let a = mxray_mtasts::assess(&input, &self.fetcher).await;
         progress.mta_sts_done.fetch_add(1, Ordering::Relaxed);
         a
+    }
+}
+
+/// The MTA-STS inputs of a domain: its `_mta-sts` TXT lookup and, only when that holds a
+/// usable `v=STSv1` record, the addresses of `mta-sts.<domain>` (no lookup otherwise).
+pub async fn mta_sts_input(resolver: &DnsCollector, domain: &str, dns: &DomainDns) -> MtaStsInput {
+    let wants_fetch = dns.mta_sts.outcome == DnsOutcome::NoError
+        && mxray_mtasts::parse_sts_txt(&dns.mta_sts.records).is_ok();
+    let policy_host_addrs = if wants_fetch {
+        let a = resolver.addresses(&format!("mta-sts.{domain}")).await;
+        if a.addresses.is_empty() {
+            Err(a.outcome)
+        } else {
+            Ok(a.addresses)
+        }
+    } else {
+        Err(DnsOutcome::NotQueried)
+    };
+    MtaStsInput {
+        domain: domain.to_owned(),
+        txt_outcome: dns.mta_sts.outcome,
+        txt_records: dns.mta_sts.records.clone(),
+        policy_host_addrs,
     }
 }
 

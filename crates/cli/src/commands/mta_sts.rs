@@ -13,12 +13,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use mxray_model::{
-    DnsOutcome, MtaStsPolicyRecord, Port25Check, Record, ScanRecord, ScanStatus, UtcTime,
-    SCHEMA_VERSION,
-};
-use mxray_mtasts::{MtaStsInput, TlsRpt};
-use sha2::{Digest, Sha256};
+use mxray_model::{DnsOutcome, MtaStsPolicyRecord, Record, ScanRecord, UtcTime};
+use mxray_mtasts::TlsRpt;
 
 use crate::engines;
 use crate::settings::{Settings, UsageError};
@@ -31,25 +27,10 @@ pub(crate) struct MtaStsArgs {
     pub domains: Vec<String>,
 }
 
-/// Lower-case, no trailing dot, LDH labels (A-labels for IDNs).
+/// The same normalisation as `mxray scan`'s input (IDNA to A-labels, lower case, syntax).
 fn normalise_domain(s: &str) -> Result<String, UsageError> {
-    let d = s.trim().trim_end_matches('.').to_ascii_lowercase();
-    let ok = !d.is_empty()
-        && d.len() <= 253
-        && d.contains('.')
-        && d.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        });
-    if ok {
-        Ok(d)
-    } else {
-        Err(UsageError(format!(
-            "domain {s:?}: not a domain name (use A-labels for internationalised names)"
-        )))
-    }
+    mxray_scan::input::normalise_domain(s)
+        .map_err(|why| UsageError(format!("domain {s:?}: not a domain name ({why})")))
 }
 
 pub(crate) async fn run(settings: &Settings, args: &MtaStsArgs) -> anyhow::Result<ExitCode> {
@@ -77,24 +58,7 @@ pub(crate) async fn run(settings: &Settings, args: &MtaStsArgs) -> anyhow::Resul
         set.spawn(async move {
             let _permit = limit.acquire_owned().await;
             let d = dns.domain(&domain).await;
-            let txt_ok = d.mta_sts.outcome == DnsOutcome::NoError
-                && mxray_mtasts::parse_sts_txt(&d.mta_sts.records).is_ok();
-            let policy_host_addrs = if txt_ok {
-                let a = dns.addresses(&format!("mta-sts.{domain}")).await;
-                if a.addresses.is_empty() {
-                    Err(a.outcome)
-                } else {
-                    Ok(a.addresses)
-                }
-            } else {
-                Err(DnsOutcome::NotQueried)
-            };
-            let input = MtaStsInput {
-                domain: domain.clone(),
-                txt_outcome: d.mta_sts.outcome,
-                txt_records: d.mta_sts.records.clone(),
-                policy_host_addrs,
-            };
+            let input = mxray_scan::pipeline::mta_sts_input(&dns, &domain, &d).await;
             let assessment = mxray_mtasts::assess(&input, &fetcher).await;
             let record = assessment.record(scan_id, &vantage);
             let tlsrpt = match d.tls_rpt.outcome {
@@ -120,27 +84,10 @@ pub(crate) async fn run(settings: &Settings, args: &MtaStsArgs) -> anyhow::Resul
     let policies = records.len() as u64;
     let input = domains.join("\n");
     let scan = ScanRecord {
-        scan_id,
-        vantage: settings.vantage.clone(),
-        started_at,
-        finished_at: Some(UtcTime::now()),
-        status: ScanStatus::Complete,
-        source_ip: settings.source_ip.map(|ip| ip.to_string()),
-        source_rdns: None,
-        port25_check: Port25Check::NotChecked,
-        tool_version: env!("CARGO_PKG_VERSION").to_owned(),
-        schema_version: SCHEMA_VERSION,
-        config: settings.to_json(),
-        input_name: "mta-sts".into(),
-        input_sha256: hex::encode(Sha256::digest(input.as_bytes())),
-        shard: "0/1".into(),
         domains_total: domains.len() as u64,
         domains_done: policies,
-        input_errors: 0,
-        dns_hosts: 0,
-        smtp_probes: 0,
-        certificates: 0,
         mta_sts_policies: policies,
+        ..engines::finished_scan_record(settings, scan_id, started_at, "mta-sts", &input)
     };
     records.insert(0, scan.into());
     sink.write_batch(records).await.context("writing records")?;
@@ -195,6 +142,9 @@ mod tests {
         assert_eq!(normalise_domain("Example.COM.").expect("ok"), "example.com");
         assert!(normalise_domain("localhost").is_err());
         assert!(normalise_domain("a..b").is_err());
-        assert!(normalise_domain("bücher.example").is_err());
+        assert_eq!(
+            normalise_domain("bücher.example").expect("idna"),
+            "xn--bcher-kva.example"
+        );
     }
 }

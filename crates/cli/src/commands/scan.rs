@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use mxray_lab::{Lab, LabOptions};
-use mxray_model::{Port25Check, ScanRecord, ScanStatus, UtcTime, SCHEMA_VERSION};
+use mxray_model::{Port25Check, ScanRecord, ScanStatus, UtcTime};
 use mxray_scan::{run_scan, Progress, ScanJob, ScanState, Scanner};
 
 use crate::engines;
@@ -162,27 +162,10 @@ pub(crate) async fn run(settings: &Settings, args: &ScanArgs) -> anyhow::Result<
     let sink = engines::sinks(&settings, parquet.then_some(out_dir.as_path()), false).await?;
 
     let scan = ScanRecord {
-        scan_id,
-        vantage: settings.vantage.clone(),
-        started_at,
-        finished_at: None,
-        status: ScanStatus::Running,
         source_ip,
         source_rdns,
         port25_check,
-        tool_version: env!("CARGO_PKG_VERSION").to_owned(),
-        schema_version: SCHEMA_VERSION,
-        config: settings.to_json(),
-        input_name,
-        input_sha256: String::new(),
-        shard: settings.shard.to_string(),
-        domains_total: 0,
-        domains_done: 0,
-        input_errors: 0,
-        dns_hosts: 0,
-        smtp_probes: 0,
-        certificates: 0,
-        mta_sts_policies: 0,
+        ..engines::scan_record(&settings, scan_id, started_at, &input_name)
     };
     let job = ScanJob {
         state_dir: out_dir.clone(),

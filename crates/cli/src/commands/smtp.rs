@@ -11,12 +11,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use mxray_model::{
-    DnssecStatus, Port25Check, Record, ScanRecord, ScanStatus, SmtpProbeRecord, UtcTime,
-    SCHEMA_VERSION,
-};
+use mxray_model::{DnssecStatus, Record, ScanRecord, SmtpProbeRecord, UtcTime};
 use mxray_smtp::{ProbeTarget, TlsaInput};
-use sha2::{Digest, Sha256};
 
 use crate::engines;
 use crate::settings::{Settings, UsageError};
@@ -182,27 +178,10 @@ pub(crate) async fn run(settings: &Settings, args: &SmtpArgs) -> anyhow::Result<
     }
     let input = args.targets.join("\n");
     let scan = ScanRecord {
-        scan_id,
-        vantage: settings.vantage.clone(),
-        started_at,
-        finished_at: Some(UtcTime::now()),
-        status: ScanStatus::Complete,
-        source_ip: settings.source_ip.map(|ip| ip.to_string()),
-        source_rdns: None,
-        port25_check: Port25Check::NotChecked,
-        tool_version: env!("CARGO_PKG_VERSION").to_owned(),
-        schema_version: SCHEMA_VERSION,
-        config: settings.to_json(),
-        input_name: "smtp".into(),
-        input_sha256: hex::encode(Sha256::digest(input.as_bytes())),
-        shard: "0/1".into(),
-        domains_total: 0,
-        domains_done: 0,
-        input_errors: 0,
         dns_hosts,
         smtp_probes: probes,
         certificates: certs,
-        mta_sts_policies: 0,
+        ..engines::finished_scan_record(settings, scan_id, started_at, "smtp", &input)
     };
     sink.write(scan.into()).await.context("writing records")?;
     let report = sink.close().await.context("closing outputs")?;
