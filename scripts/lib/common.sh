@@ -54,8 +54,23 @@ apt_ensure() {
         die "missing Debian packages (install them as root): apt-get install ${missing[*]}"
     fi
     log "installing: ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+    # Packages such as unbound, nsd, nginx and postfix start their daemons on install; an
+    # unbound started that way would query the Internet's root servers. Tests start their own
+    # daemons with private configs, so forbid service starts while installing (policy-rc.d,
+    # exit 101), unless the machine already has its own policy.
+    local policy=/usr/sbin/policy-rc.d ours=0
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\n# mxray scripts/test: no service starts during package installs\nexit 101\n' >"$policy"
+        chmod 755 "$policy"
+        ours=1
+    fi
+    local rc=0
+    DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null || rc=$?
+    if [ "$rc" -eq 0 ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+    fi
+    [ "$ours" -eq 1 ] && rm -f "$policy"
+    return "$rc"
 }
 
 # GET a URL and print the body; fails on HTTP errors.
