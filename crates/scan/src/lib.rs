@@ -7,6 +7,19 @@
 //!
 //! What it does not: parse command lines or draw progress bars (the binary observes
 //! [`Progress`] counters), speak any protocol itself (mxray-dns, mxray-smtp, mxray-mtasts do).
+//!
+//! Main types: [`Scanner`] (the engines and the per-scan de-duplication), [`run_scan`] with
+//! [`ScanJob`] / [`ScanOutcome`], [`Unit`] (one domain's records, one journal line),
+//! [`verdict::assemble`], [`report::Report`] (adoption shares, vantage disagreements, history
+//! regressions).
+//!
+//! ```
+//! use mxray_scan::input::{DomainReader, InputItem};
+//! let mut r = DomainReader::new("1,Example.COM\n2,bücher.example\nnot a domain\n".as_bytes());
+//! assert_eq!(r.next_item().unwrap(), Some(InputItem::Domain("example.com".into())));
+//! assert_eq!(r.next_item().unwrap(), Some(InputItem::Domain("xn--bcher-kva.example".into())));
+//! assert!(matches!(r.next_item().unwrap(), Some(InputItem::Junk(_))));
+//! ```
 
 pub mod driver;
 pub mod input;
