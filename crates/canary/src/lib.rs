@@ -12,8 +12,9 @@
 //!   sent and received before and inside TLS and the certificate chain, fetches what the
 //!   canary received from this connection, and [`compare`]s both directions with
 //!   [`diverge::diverge`]. The result is a [`TamperReport`] (`clean`, `tampered`, `blocked`,
-//!   `error`) with the diverging bytes; [`probe_record`] makes the ordinary `smtp_probe`
-//!   record of the same session.
+//!   `error`) with the diverging bytes; [`canary_record`] makes it a `canary_result` record
+//!   (table `canary_results`) and [`probe_record`] the ordinary `smtp_probe` record of the
+//!   same session.
 //! * [`self_check`] tells whether a vantage's outbound port 25 is `open`, `blocked` or
 //!   `intercepted` (the `scan` record's `port25_check`).
 //!
@@ -46,6 +47,7 @@
 pub mod diverge;
 pub mod expect;
 pub mod probe;
+pub mod record;
 pub mod script;
 pub mod server;
 pub mod session;
@@ -58,6 +60,7 @@ pub use probe::{
     run_session, self_check, CanaryLogStatus, CanaryOutcome, CanaryView, Finding, ProbeOptions,
     Session, Severity, Stream, TamperReport, VantageCheck, Verdict,
 };
+pub use record::canary_record;
 pub use server::{CanaryConfig, CanaryHandle, CanaryLog, CanaryServer, ClientLog, ListenSpec};
 
 /// Failures of mxray itself (configuration, binding, the control endpoint), never

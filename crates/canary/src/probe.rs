@@ -261,6 +261,10 @@ pub struct TamperReport {
     pub canary_log: CanaryLogStatus,
     /// Why not, or what the canary saw as the client address.
     pub canary_log_detail: Option<String>,
+    /// The client address and port the canary logged for this connection (when its log was
+    /// compared); differs from `local` behind NAT or a proxy.
+    #[serde(default)]
+    pub canary_client: Option<SocketAddr>,
     /// Certificate SHA-256s the canary presents.
     pub cert_expected: Vec<String>,
     /// Certificate SHA-256s this probe was shown.
@@ -348,6 +352,7 @@ pub fn compare(exp: &Expectation, s: &Session, canary: &CanaryView, vantage: &st
         ));
     }
     let (mut canary_log, mut canary_log_detail) = (CanaryLogStatus::NotAsked, None);
+    let mut canary_client = None;
     let mut canary_received_plain = Vec::new();
     if blocked.is_none() && policy.is_none() {
         if !s.implicit_tls {
@@ -400,6 +405,7 @@ pub fn compare(exp: &Expectation, s: &Session, canary: &CanaryView, vantage: &st
         match canary {
             CanaryView::Log(log) => {
                 canary_log = CanaryLogStatus::Compared;
+                canary_client = Some(log.client);
                 canary_log_detail = Some(if Some(log.client) == s.local {
                     format!("canary saw client {}", log.client)
                 } else {
@@ -481,6 +487,7 @@ pub fn compare(exp: &Expectation, s: &Session, canary: &CanaryView, vantage: &st
         findings,
         canary_log,
         canary_log_detail,
+        canary_client,
         cert_expected: exp.cert_sha256.clone(),
         cert_seen: s.chain_sha256(),
         received_plain: s.received_plain.clone(),
@@ -497,7 +504,7 @@ pub fn compare(exp: &Expectation, s: &Session, canary: &CanaryView, vantage: &st
 /// differences: the canary probe sends STARTTLS even when it is not advertised (so
 /// `starttls_reply_code` may be a 500 with `result = no_starttls`), and an implicit-TLS
 /// session that completed TLS is `starttls_ok`. The verdict itself is in the
-/// [`TamperReport`] (no table yet; see docs/stripping.md).
+/// [`TamperReport`], stored as a `canary_result` record by [`crate::canary_record`].
 pub fn probe_record(
     s: &Session,
     scan_id: uuid::Uuid,

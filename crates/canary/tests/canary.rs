@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mxray_canary::{
-    probe, probe_record, self_check, CanaryConfig, CanaryHandle, CanaryLogStatus, CanaryServer,
-    CannedReplies, DivergenceKind, Identity, ListenSpec, ProbeOptions, Severity, Stream, Verdict,
+    canary_record, probe, probe_record, self_check, CanaryConfig, CanaryHandle, CanaryLogStatus,
+    CanaryServer, CannedReplies, DivergenceKind, Identity, ListenSpec, ProbeOptions, Severity,
+    Stream, Verdict,
 };
-use mxray_model::{Port25Check, ProbeErrorClass, ProbeResult, StrippingSignal};
+use mxray_model::{CanaryVerdict, Port25Check, ProbeErrorClass, ProbeResult, StrippingSignal};
 use mxray_net::{DestinationPolicy, Dialer, RateConfig, RateLimits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -199,6 +200,31 @@ async fn middlebox_tampering_is_reported_from_the_isp_range_only() {
         .stripping_signals
         .contains(&StrippingSignal::StarttlsMangled));
 
+    // The verdict as a `canary_result` row: the streams, the diverging bytes, both addresses.
+    let id = uuid::Uuid::now_v7();
+    let row = canary_record(&out, id, "isp");
+    assert_eq!(row.verdict, CanaryVerdict::Tampered);
+    assert_eq!(row.tampered_streams, ["server_plain", "client_plain"]);
+    assert_eq!(row.divergence_stream.as_deref(), Some("server_plain"));
+    assert_eq!(row.divergence_line, Some(6));
+    assert!(row
+        .expected_excerpt
+        .as_deref()
+        .is_some_and(|e| e.contains("250-STARTTLS\\r\\n")));
+    assert!(row
+        .actual_excerpt
+        .as_deref()
+        .is_some_and(|a| a.contains("250-XXXXXXXA\\r\\n")));
+    assert_eq!(row.local_ip.as_deref(), Some("127.0.99.1"));
+    assert_eq!(row.target_port, mb.port());
+    assert_eq!(row.canary_log, "compared");
+    let saw = row
+        .canary_saw_client
+        .as_deref()
+        .expect("canary saw a client");
+    assert!(saw.starts_with("127.0.0.1:"), "{saw}");
+    assert_eq!(row.cert_expected, c.expectation().cert_sha256);
+
     // From 127.0.0.1 through the same middlebox: untouched.
     let out = probe(
         &dialer(Some("127.0.0.1")),
@@ -210,6 +236,11 @@ async fn middlebox_tampering_is_reported_from_the_isp_range_only() {
     .await;
     assert_eq!(out.report.verdict, Verdict::Clean, "{:#?}", out.report);
     assert_eq!(out.report.canary_log, CanaryLogStatus::Compared);
+    let row = canary_record(&out, uuid::Uuid::now_v7(), "clean");
+    assert_eq!(row.verdict, CanaryVerdict::Clean);
+    assert!(row.tampered_streams.is_empty());
+    assert_eq!(row.divergence_offset, None);
+    assert_eq!(row.cert_seen, row.cert_expected);
 }
 
 async fn closed_port() -> SocketAddr {
@@ -241,6 +272,14 @@ async fn a_closed_port_is_blocked_not_tampered_nor_no_starttls() {
     assert_eq!(rec.result, ProbeResult::Error);
     assert_ne!(rec.result, ProbeResult::NoStarttls);
     assert!(rec.stripping_signals.is_empty());
+    let row = canary_record(&out, rec.scan_id, "test");
+    assert_eq!(row.verdict, CanaryVerdict::Blocked);
+    assert_eq!(row.error_class, Some(ProbeErrorClass::ConnectRefused));
+    assert_eq!(
+        (row.target_ip.as_str(), row.target_port),
+        ("127.0.0.1", target.port())
+    );
+    assert!(row.tampered_streams.is_empty());
 }
 
 #[tokio::test]

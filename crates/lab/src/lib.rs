@@ -14,6 +14,11 @@
 //! - a STARTTLS-stripping middlebox in front of `stripped.lab.test`'s MX, active only for
 //!   clients whose source address is in 127.0.99.0/24 (the `isp` vantage). On Linux every
 //!   127.0.0.0/8 address is local, so binding 127.0.99.1 as a source needs no root;
+//! - a path-tampering canary (`mxray-canary`'s [`mxray_canary::CanaryServer`], embedded) behind
+//!   a second instance of that middlebox: [`Lab::canary_smtp`] is the address to probe,
+//!   [`Lab::canary_control`] the canary's control endpoint (reached directly, not through the
+//!   middlebox). `mxray canary probe` reports it `tampered` from 127.0.99.1 and `clean` from
+//!   127.0.0.1;
 //! - one domain per case with the posture a correct scan must report ([`Lab::expected`],
 //!   [`Lab::list_table`]), plus `N` synthetic domains from a seed.
 //!
@@ -27,6 +32,7 @@
 //! use mxray_lab::{Lab, LabOptions, PortChoice};
 //! let lab = Lab::start(LabOptions { synthetic_domains: 100, ports: PortChoice::High, ..LabOptions::default() }).await?;
 //! println!("resolver {} smtp port {}", lab.resolver(), lab.smtp_port());
+//! println!("canary {} control {}", lab.canary_smtp(), lab.canary_control());
 //! for e in lab.expected() {
 //!     println!("{} {}", e.domain, e.clean.summary());
 //! }
@@ -58,6 +64,15 @@ pub use world::{
     table, ExpectedPosture, Posture, APEX, BOGUS_CHILD, DNS_AD_IP, DNS_IP, HTTPS_IP, INSECURE_CHILD,
 };
 
+/// Where the lab canary is probed: the stripping middlebox in front of the embedded canary
+/// (port [`Lab::smtp_port`]). It masks `STARTTLS` for clients from 127.0.99.0/24 only.
+pub const CANARY_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 12, 1);
+/// Where the embedded canary itself listens: its SMTP port (the middlebox's backend) and its
+/// control endpoint, both on ephemeral ports.
+pub const CANARY_BACKEND_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 12, 2);
+/// Name on the lab canary's self-signed certificate.
+pub const CANARY_NAME: &str = "canary.lab.test";
+
 /// Why the lab could not start.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
@@ -76,6 +91,9 @@ pub enum LabError {
     /// Zone construction or signing failed.
     #[error("lab DNS: {0}")]
     Dns(String),
+    /// The embedded canary could not start.
+    #[error("lab canary: {0}")]
+    Canary(String),
 }
 
 impl LabError {
@@ -137,6 +155,9 @@ pub struct Lab {
     ca_pem: String,
     world: Arc<world::World>,
     smtp_listeners: usize,
+    canary: mxray_canary::CanaryHandle,
+    canary_smtp: SocketAddr,
+    canary_control: SocketAddr,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -196,6 +217,22 @@ async fn bind_dns(ip: Ipv4Addr, choice: PortChoice) -> Result<dns_bound::Bound, 
         }
     }
     dns::bind(addr(0)).await
+}
+
+/// The embedded canary: default replies, a fresh self-signed certificate for [`CANARY_NAME`],
+/// SMTP and control on ephemeral ports of [`CANARY_BACKEND_IP`], no log file.
+async fn start_canary() -> Result<mxray_canary::CanaryHandle, LabError> {
+    use mxray_canary::{CanaryConfig, CanaryServer, Identity, ListenSpec};
+    let identity = Identity::generate(&[CANARY_NAME.to_owned()])
+        .map_err(|e| LabError::Canary(e.to_string()))?;
+    let mut cfg = CanaryConfig::new(identity);
+    let at = |port| SocketAddr::new(IpAddr::V4(CANARY_BACKEND_IP), port);
+    cfg.listen = vec![ListenSpec::starttls(at(0))];
+    cfg.control = Some(at(0));
+    cfg.log_file = None;
+    CanaryServer::start(cfg)
+        .await
+        .map_err(|e| LabError::Canary(e.to_string()))
 }
 
 mod dns_bound {
@@ -291,6 +328,7 @@ impl Lab {
         let hosts = world.smtp_hosts();
         let mut ips: Vec<Ipv4Addr> = hosts.iter().map(|(ip, _)| *ip).collect();
         ips.extend(world.proxies.iter().map(|(ip, _)| *ip));
+        ips.push(CANARY_IP);
         let (smtp_port, listeners) = bind_all(&ips, 25, opts.ports).await?;
         let smtp_listeners = listeners.len();
         let mut listeners = listeners.into_iter();
@@ -316,6 +354,22 @@ impl Lab {
                 everyone,
             )));
         }
+        let canary_front = listeners
+            .next()
+            .ok_or(LabError::Canary("no listener for the canary".into()))?;
+        let canary = start_canary().await?;
+        let (Some(canary_backend), Some(canary_control)) =
+            (canary.smtp_addr(), canary.control_addr())
+        else {
+            return Err(LabError::Canary("the canary has no listener".into()));
+        };
+        tasks.push(tokio::spawn(strip::serve(
+            canary_front,
+            canary_backend,
+            dialer.clone(),
+            false,
+        )));
+        let canary_smtp = SocketAddr::new(IpAddr::V4(CANARY_IP), smtp_port);
 
         let mut https_ips = vec![HTTPS_IP];
         https_ips.extend(world.synthetic.https_ips());
@@ -349,6 +403,9 @@ impl Lab {
             ca_pem: pki.ca_pem().to_owned(),
             world,
             smtp_listeners,
+            canary,
+            canary_smtp,
+            canary_control,
             tasks,
         })
     }
@@ -427,7 +484,30 @@ impl Lab {
         table(&self.world.expected)
     }
 
-    /// Number of SMTP listening addresses (case hosts, shared hosts, pool, middlebox).
+    /// The lab canary as a vantage sees it: the stripping middlebox in front of the embedded
+    /// canary ([`CANARY_IP`], port [`Lab::smtp_port`]). Probe it with `mxray canary probe`.
+    pub fn canary_smtp(&self) -> SocketAddr {
+        self.canary_smtp
+    }
+
+    /// The embedded canary's control endpoint (expectation and client log), reached directly,
+    /// not through the middlebox: `mxray canary probe ... --expect <this>`.
+    pub fn canary_control(&self) -> SocketAddr {
+        self.canary_control
+    }
+
+    /// What a probe of [`Lab::canary_smtp`] must see on an untampered path.
+    pub fn canary_expectation(&self) -> &mxray_canary::Expectation {
+        self.canary.expectation()
+    }
+
+    /// The embedded canary's log of what clients sent it.
+    pub fn canary_log(&self) -> &mxray_canary::CanaryLog {
+        self.canary.log()
+    }
+
+    /// Number of SMTP listening addresses (case hosts, shared hosts, pool, middleboxes,
+    /// the canary's middlebox).
     pub fn smtp_listeners(&self) -> usize {
         self.smtp_listeners
     }
@@ -440,6 +520,7 @@ impl Lab {
              SMTP: {} addresses in 127.0.0.0/8, port {}\n\
              MTA-STS HTTPS: {}:{} (synthetic domains: 127.2.0.0/16)\n\
              isp vantage source: {} (stripping middlebox active for 127.0.99.0/24)\n\
+             canary (behind the stripping middlebox): {}, control endpoint {}\n\
              domains: {}\n",
             self.resolver,
             self.ad_resolver,
@@ -448,6 +529,8 @@ impl Lab {
             HTTPS_IP,
             self.https_port,
             ISP_SOURCE,
+            self.canary_smtp,
+            self.canary_control,
             self.world.expected.len(),
         )
     }

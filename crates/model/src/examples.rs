@@ -189,6 +189,37 @@ pub fn mta_sts_policy() -> MtaStsPolicyRecord {
     }
 }
 
+/// Example `canary_result` record: a canary behind a middlebox that masks `STARTTLS`.
+pub fn canary_result() -> CanaryResultRecord {
+    CanaryResultRecord {
+        scan_id: scan_id(),
+        vantage: "isp".into(),
+        probed_at: AT,
+        target_ip: "198.51.100.7".into(),
+        target_port: 25,
+        local_ip: Some("192.0.2.10".into()),
+        local_port: Some(40_123),
+        implicit_tls: false,
+        verdict: CanaryVerdict::Tampered,
+        error_class: Some(ProbeErrorClass::Starttls5xx),
+        detail: "canary-to-probe stream before TLS differs at byte 124 (line 6, column 5)".into(),
+        tampered_streams: vec!["server_plain".into(), "client_plain".into()],
+        divergence_stream: Some("server_plain".into()),
+        divergence_kind: Some("differ".into()),
+        divergence_offset: Some(124),
+        divergence_line: Some(6),
+        expected_excerpt: Some("250-STARTTLS\\r\\n250 SMTPUTF8\\r\\n".into()),
+        actual_excerpt: Some("250-XXXXXXXA\\r\\n250 SMTPUTF8\\r\\n".into()),
+        canary_log: "compared".into(),
+        canary_saw_client: Some("203.0.113.9:61002".into()),
+        cert_expected: vec![
+            "6e5ee7bb0c1d2e3f405162738495a6b7c8d9eaf0b1c2d3e4f5061728394a5b6c".into(),
+        ],
+        cert_seen: vec!["5d41402abc4b2a76b9719d911017c592ae9ee0f6d1e6c2f4b1f3a3e1f2b3c4d5".into()],
+        report: r#"{"verdict":"tampered","findings":[]}"#.into(),
+    }
+}
+
 /// One example of every record type, in table order.
 pub fn all() -> Vec<Record> {
     vec![
@@ -198,5 +229,6 @@ pub fn all() -> Vec<Record> {
         smtp_probe().into(),
         certificate().into(),
         mta_sts_policy().into(),
+        canary_result().into(),
     ]
 }

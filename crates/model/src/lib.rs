@@ -1,7 +1,8 @@
 //! mxray's shared vocabulary: the record types and verdict enums every other crate speaks.
 //!
 //! What it does: defines the six records of DESIGN.md ([`ScanRecord`], [`DomainRecord`],
-//! [`DnsHostRecord`], [`SmtpProbeRecord`], [`CertificateRecord`], [`MtaStsPolicyRecord`]),
+//! [`DnsHostRecord`], [`SmtpProbeRecord`], [`CertificateRecord`], [`MtaStsPolicyRecord`]) and
+//! the canary verdict [`CanaryResultRecord`],
 //! the verdict vocabularies ([`MxKind`], [`DaneVerdict`], [`MtaStsStatus`], ...), the tagged
 //! [`Record`] used on JSON lines, and [`SCHEMA_VERSION`]. Field names are the wire format for
 //! JSON, ClickHouse and Parquet alike; their rustdoc is the data dictionary.
@@ -28,7 +29,9 @@ use serde::{Deserialize, Serialize};
 
 /// Version of the record schema. Bump it with every change to a record's fields, together with
 /// a ClickHouse migration in `mxray-store`.
-pub const SCHEMA_VERSION: u32 = 1;
+///
+/// History: 1, the six tables of DESIGN.md; 2, table `canary_results` ([`CanaryResultRecord`]).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// A string that is not part of a vocabulary.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -51,6 +54,7 @@ pub enum Record {
     SmtpProbe(SmtpProbeRecord),
     Certificate(CertificateRecord),
     MtaStsPolicy(MtaStsPolicyRecord),
+    CanaryResult(CanaryResultRecord),
 }
 
 impl Record {
@@ -63,6 +67,7 @@ impl Record {
             Record::SmtpProbe(_) => RecordKind::SmtpProbe,
             Record::Certificate(_) => RecordKind::Certificate,
             Record::MtaStsPolicy(_) => RecordKind::MtaStsPolicy,
+            Record::CanaryResult(_) => RecordKind::CanaryResult,
         }
     }
 }
@@ -80,7 +85,8 @@ record_from!(
     DnsHostRecord => DnsHost,
     SmtpProbeRecord => SmtpProbe,
     CertificateRecord => Certificate,
-    MtaStsPolicyRecord => MtaStsPolicy
+    MtaStsPolicyRecord => MtaStsPolicy,
+    CanaryResultRecord => CanaryResult
 );
 
 pub mod examples;

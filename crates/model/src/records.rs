@@ -1,4 +1,4 @@
-//! The six record types of DESIGN.md, one ClickHouse table each.
+//! The record types: the six of DESIGN.md and `canary_result`, one ClickHouse table each.
 //!
 //! Field names are the wire format: JSON keys, ClickHouse columns and Parquet columns are
 //! spelled exactly as the Rust fields. Field order is the ClickHouse column order (RowBinary
@@ -309,4 +309,65 @@ pub struct MtaStsPolicyRecord {
     /// Deviations tolerated by the lenient reading (media type parameters, junk lines,
     /// repeated keys, IP addresses in `mx`, ...).
     pub warnings: Vec<String>,
+}
+
+/// The verdict of one canary probe (`mxray canary probe`): whether the path between a vantage
+/// and a canary we run rewrote the SMTP session, with the evidence (table `canary_results`).
+/// The session itself is also an ordinary `smtp_probe` row with the same `scan_id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clickhouse::Row)]
+pub struct CanaryResultRecord {
+    /// See [`ScanRecord::scan_id`].
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub scan_id: Uuid,
+    /// See [`ScanRecord::vantage`].
+    pub vantage: String,
+    /// When the probe started (UTC).
+    pub probed_at: UtcTime,
+    /// The canary's SMTP address probed (text form).
+    pub target_ip: String,
+    /// The canary's SMTP port (25, 587, 465, ...).
+    pub target_port: u16,
+    /// The probe's local (source) address of the connection; null when it never connected.
+    pub local_ip: Option<String>,
+    /// The probe's local (source) port; null when it never connected.
+    pub local_port: Option<u16>,
+    /// Implicit TLS (port 465 style) instead of STARTTLS.
+    pub implicit_tls: bool,
+    /// `clean`, `tampered`, `blocked` (outbound SMTP filtered: never "no STARTTLS") or `error`.
+    pub verdict: CanaryVerdict,
+    /// How the session ended early, in the `smtp_probe` error vocabulary; null when it
+    /// finished.
+    pub error_class: Option<ProbeErrorClass>,
+    /// The verdict in one line of words (capped).
+    pub detail: String,
+    /// The streams with proof of rewriting, in stream order: `server_plain` (canary to probe
+    /// before TLS), `server_tls`, `client_plain` (probe to canary before TLS, from the
+    /// canary's log), `client_tls`, `certificate`, `tls_handshake`.
+    pub tampered_streams: Vec<String>,
+    /// The stream of the first byte divergence (a tampered one first, else a truncated one).
+    pub divergence_stream: Option<String>,
+    /// How that stream diverged: `differ` (rewritten), `extra` (bytes added) or `truncated`
+    /// (stopped early).
+    pub divergence_kind: Option<String>,
+    /// Offset (0-based) of the first differing byte in that stream.
+    pub divergence_offset: Option<u32>,
+    /// Line (1-based) of the first differing byte.
+    pub divergence_line: Option<u32>,
+    /// The expected bytes around the divergence, escaped (printable ASCII as is, `\r`, `\n`,
+    /// `\t`, `\\`, and `\xNN` for any other byte).
+    pub expected_excerpt: Option<String>,
+    /// The bytes seen over the same window, escaped the same way.
+    pub actual_excerpt: Option<String>,
+    /// Whether the client direction was compared with the canary's log: `compared`,
+    /// `not_found`, `unavailable` or `not_asked`.
+    pub canary_log: String,
+    /// The client address and port the canary saw for this connection, when its log was
+    /// fetched; it differs from `local_ip`/`local_port` behind NAT or a proxy.
+    pub canary_saw_client: Option<String>,
+    /// SHA-256 (hex) of each certificate the canary presents, leaf first.
+    pub cert_expected: Vec<String>,
+    /// SHA-256 (hex) of each certificate this probe was shown, leaf first.
+    pub cert_seen: Vec<String>,
+    /// The whole tamper report as one JSON object: every finding and both sides' bytes.
+    pub report: String,
 }

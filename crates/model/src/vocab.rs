@@ -410,6 +410,24 @@ vocabulary! {
 }
 
 vocabulary! {
+    /// The verdict of one canary probe (`mxray canary probe`, docs/stripping.md): did the path
+    /// between the vantage and a canary we run change any byte of the session?
+    pub enum CanaryVerdict {
+        /// Every byte in both directions and the certificate were exactly the canary's.
+        Clean => "clean",
+        /// Some byte differed or was added, a different certificate was shown, or the TLS
+        /// handshake failed after the canary's `220`: the path rewrote the session.
+        Tampered => "tampered",
+        /// No SMTP session at all (connect refused, timed out or unreachable, or accepted and
+        /// then silent): outbound SMTP is filtered. Never read this as "no STARTTLS".
+        Blocked => "blocked",
+        /// The session stopped early with nothing rewritten before the stop (timeout, reset), or
+        /// mxray's own destination policy refused the target.
+        Error => "error",
+    }
+}
+
+vocabulary! {
     /// The record type tag of a JSON line (`"record": "..."`), one per table.
     pub enum RecordKind {
         Scan => "scan",
@@ -418,6 +436,7 @@ vocabulary! {
         SmtpProbe => "smtp_probe",
         Certificate => "certificate",
         MtaStsPolicy => "mta_sts_policy",
+        CanaryResult => "canary_result",
     }
 }
 
@@ -431,6 +450,7 @@ impl RecordKind {
             RecordKind::SmtpProbe => "smtp_probes",
             RecordKind::Certificate => "certificates",
             RecordKind::MtaStsPolicy => "mta_sts_policies",
+            RecordKind::CanaryResult => "canary_results",
         }
     }
 }

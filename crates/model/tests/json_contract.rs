@@ -126,6 +126,31 @@ fn design_md_field_names_are_present() {
                 "warnings",
             ],
         ),
+        (
+            RecordKind::CanaryResult,
+            &[
+                "probed_at",
+                "target_ip",
+                "target_port",
+                "local_ip",
+                "local_port",
+                "implicit_tls",
+                "verdict",
+                "error_class",
+                "detail",
+                "tampered_streams",
+                "divergence_stream",
+                "divergence_offset",
+                "divergence_line",
+                "expected_excerpt",
+                "actual_excerpt",
+                "canary_log",
+                "canary_saw_client",
+                "cert_expected",
+                "cert_seen",
+                "report",
+            ],
+        ),
     ];
     for rec in examples::all() {
         let v = serde_json::to_value(&rec).expect("json");
@@ -248,6 +273,27 @@ fn verdict_strings_are_exactly_design_md() {
             "history_regression"
         ])
     );
+}
+
+#[test]
+fn canary_vocabulary_and_table() {
+    let words: Vec<String> = CanaryVerdict::ALL.iter().map(|v| v.to_string()).collect();
+    assert_eq!(words, ["clean", "tampered", "blocked", "error"]);
+    assert_eq!(RecordKind::CanaryResult.table(), "canary_results");
+    let v = serde_json::to_value(Record::from(examples::canary_result())).expect("json");
+    assert_eq!(v["record"], "canary_result");
+    assert_eq!(v["verdict"], "tampered");
+    assert_eq!(v["error_class"], "starttls_5xx");
+    let err = "stripped"
+        .parse::<CanaryVerdict>()
+        .expect_err("not a verdict");
+    assert_eq!(err.to_string(), "\"stripped\" is not a valid CanaryVerdict");
+}
+
+#[test]
+fn every_table_has_an_example() {
+    let kinds: Vec<RecordKind> = examples::all().iter().map(Record::kind).collect();
+    assert_eq!(kinds, RecordKind::ALL);
 }
 
 #[test]

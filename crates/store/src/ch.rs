@@ -470,6 +470,7 @@ pub(crate) async fn insert_batch(
         RecordKind::SmtpProbe => typed!(SmtpProbe, rows),
         RecordKind::Certificate => typed!(Certificate, rows),
         RecordKind::MtaStsPolicy => typed!(MtaStsPolicy, rows),
+        RecordKind::CanaryResult => typed!(CanaryResult, rows),
     }
 }
 
@@ -511,6 +512,7 @@ pub async fn read_table(
         RecordKind::SmtpProbe => fetch!(SmtpProbeRecord),
         RecordKind::Certificate => fetch!(CertificateRecord),
         RecordKind::MtaStsPolicy => fetch!(MtaStsPolicyRecord),
+        RecordKind::CanaryResult => fetch!(CanaryResultRecord),
     })
 }
 

@@ -744,6 +744,31 @@ fn write_record(w: &mut RowWriter<'_>, record: &Record) {
             w.opt_uint(U32, r.max_age);
             w.list(strs(&r.warnings));
         }
+        Record::CanaryResult(r) => {
+            w.uuid(&r.scan_id);
+            w.str(&r.vantage);
+            w.time(r.probed_at);
+            w.str(&r.target_ip);
+            w.uint(U16, u32::from(r.target_port));
+            w.opt_str(r.local_ip.as_deref());
+            w.opt_uint(U16, r.local_port.map(u32::from));
+            w.bool(r.implicit_tls);
+            w.str(r.verdict.as_str());
+            w.opt_str(r.error_class.map(|e| e.as_str()));
+            w.str(&r.detail);
+            w.list(strs(&r.tampered_streams));
+            w.opt_str(r.divergence_stream.as_deref());
+            w.opt_str(r.divergence_kind.as_deref());
+            w.opt_uint(U32, r.divergence_offset);
+            w.opt_uint(U32, r.divergence_line);
+            w.opt_str(r.expected_excerpt.as_deref());
+            w.opt_str(r.actual_excerpt.as_deref());
+            w.str(&r.canary_log);
+            w.opt_str(r.canary_saw_client.as_deref());
+            w.list(strs(&r.cert_expected));
+            w.list(strs(&r.cert_seen));
+            w.str(&r.report);
+        }
         #[allow(unreachable_patterns)]
         _ => w.error = Some("record type unknown to the Parquet writer".into()),
     }
@@ -1190,11 +1215,12 @@ mod tests {
             sink.write_sync(r).expect("write");
         }
         let report = sink.close_sync().expect("close");
-        assert_eq!(report.total_rows(), 12);
+        assert_eq!(report.total_rows(), 2 * TABLES.len() as u64);
 
         let manifest = Manifest::read(&out).expect("manifest");
         manifest.verify(&out).expect("verify");
-        assert_eq!(manifest.tables.len(), 6);
+        assert_eq!(manifest.tables.len(), TABLES.len());
+        assert_eq!(manifest.tables["canary_results"].rows, 2);
         assert_eq!(manifest.tables["smtp_probes"].rows, 2);
         assert_eq!(manifest.scans.len(), 1);
         for &kind in TABLES {

@@ -232,6 +232,32 @@ const MTA_STS_POLICIES: &[Column] = &[
     c("warnings", StrList),
 ];
 
+const CANARY_RESULTS: &[Column] = &[
+    c("scan_id", Uuid),
+    c("vantage", Str),
+    c("probed_at", Time),
+    c("target_ip", Str),
+    c("target_port", U16),
+    n("local_ip", Str),
+    n("local_port", U16),
+    c("implicit_tls", Bool),
+    c("verdict", Str),
+    n("error_class", Str),
+    c("detail", Str),
+    c("tampered_streams", StrList),
+    n("divergence_stream", Str),
+    n("divergence_kind", Str),
+    n("divergence_offset", U32),
+    n("divergence_line", U32),
+    n("expected_excerpt", Str),
+    n("actual_excerpt", Str),
+    c("canary_log", Str),
+    n("canary_saw_client", Str),
+    c("cert_expected", StrList),
+    c("cert_seen", StrList),
+    c("report", Str),
+];
+
 /// Every table, in a fixed order (the order of [`RecordKind::ALL`]).
 pub const TABLES: &[RecordKind] = RecordKind::ALL;
 
@@ -244,6 +270,7 @@ pub fn columns(kind: RecordKind) -> &'static [Column] {
         RecordKind::SmtpProbe => SMTP_PROBES,
         RecordKind::Certificate => CERTIFICATES,
         RecordKind::MtaStsPolicy => MTA_STS_POLICIES,
+        RecordKind::CanaryResult => CANARY_RESULTS,
     }
 }
 
@@ -261,7 +288,8 @@ pub fn kind_of_table(table: &str) -> Option<RecordKind> {
 ///
 /// The sorting keys put the research questions first: per domain over time (`domains`,
 /// `mta_sts_policies`: domain, then time), per IP over time (`smtp_probes`: ip, port, time),
-/// per MX host (`dns_hosts`); the vantage follows so one vantage's history is contiguous.
+/// per MX host (`dns_hosts`), per canary over time (`canary_results`: target, time; the local
+/// port tells two probes of one scan apart); the vantage follows so one vantage's history is contiguous.
 /// `scan_id` is a UUID v7 and therefore time-ordered as well.
 pub fn engine_clause(kind: RecordKind) -> &'static str {
     match kind {
@@ -292,6 +320,11 @@ pub fn engine_clause(kind: RecordKind) -> &'static str {
         RecordKind::MtaStsPolicy => {
             "ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(fetched_at) \
              ORDER BY (domain, fetched_at, vantage, scan_id)"
+        }
+        RecordKind::CanaryResult => {
+            "ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(probed_at) \
+             ORDER BY (target_ip, target_port, probed_at, vantage, scan_id, \
+             ifNull(local_port, 0))"
         }
     }
 }
@@ -367,16 +400,42 @@ pub struct Migration {
     pub statements: fn(&str) -> Vec<String>,
 }
 
+/// The tables of schema version 1 (never changes: a version 1 database has exactly these).
+const V1_TABLES: &[RecordKind] = &[
+    RecordKind::Scan,
+    RecordKind::Domain,
+    RecordKind::DnsHost,
+    RecordKind::SmtpProbe,
+    RecordKind::Certificate,
+    RecordKind::MtaStsPolicy,
+];
+
 fn v1(database: &str) -> Vec<String> {
-    TABLES.iter().map(|&k| create_table(database, k)).collect()
+    V1_TABLES
+        .iter()
+        .map(|&k| create_table(database, k))
+        .collect()
 }
 
-/// Every migration, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "tables scans, domains, dns_hosts, smtp_probes, certificates, mta_sts_policies",
-    statements: v1,
-}];
+fn v2(database: &str) -> Vec<String> {
+    vec![create_table(database, RecordKind::CanaryResult)]
+}
+
+/// Every migration, oldest first. A migration's statements are frozen once released: a change to
+/// an existing table is a new migration (`ALTER TABLE ... ADD COLUMN IF NOT EXISTS`).
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description:
+            "tables scans, domains, dns_hosts, smtp_probes, certificates, mta_sts_policies",
+        statements: v1,
+    },
+    Migration {
+        version: 2,
+        description: "table canary_results (canary probe verdicts)",
+        statements: v2,
+    },
+];
 
 /// The schema version this binary creates and understands.
 pub fn latest_version() -> u32 {
@@ -420,6 +479,29 @@ mod tests {
             names(RecordKind::MtaStsPolicy),
             MtaStsPolicyRecord::COLUMN_NAMES
         );
+        assert_eq!(
+            names(RecordKind::CanaryResult),
+            CanaryResultRecord::COLUMN_NAMES
+        );
+    }
+
+    #[test]
+    fn every_table_is_created_by_exactly_one_migration() {
+        for &k in TABLES {
+            let creating: Vec<u32> = MIGRATIONS
+                .iter()
+                .filter(|m| {
+                    (m.statements)("mxray")
+                        .iter()
+                        .any(|s| s.contains(&format!("`mxray`.{} (", k.table())))
+                })
+                .map(|m| m.version)
+                .collect();
+            assert_eq!(creating.len(), 1, "{}: {creating:?}", k.table());
+        }
+        let v2: Vec<String> = (MIGRATIONS[1].statements)("mxray");
+        assert_eq!(v2.len(), 1);
+        assert!(v2[0].contains("canary_results"), "{}", v2[0]);
     }
 
     #[test]

@@ -333,11 +333,13 @@ mod tests {
             sink.write(r).await.expect("write");
         }
         let report = sink.close().await.expect("close");
-        assert_eq!(report.total_rows(), 6);
+        let n = examples::all().len();
+        assert_eq!(report.total_rows(), n as u64);
         assert_eq!(report.rows.get("smtp_probes"), Some(&1));
+        assert_eq!(report.rows.get("canary_results"), Some(&1));
         let text = String::from_utf8(buf.0.lock().expect("lock").clone()).expect("utf8");
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 6);
+        assert_eq!(lines.len(), n);
         assert!(
             lines[3].starts_with(r#"{"record":"smtp_probe","#),
             "{}",
@@ -364,15 +366,16 @@ mod tests {
         fan.write_batch(examples::all()).await.expect("write");
         fan.flush().await.expect("flush");
         let report = fan.close().await.expect("close");
-        assert_eq!(report.total_rows(), 6);
+        let n = examples::all().len() as u64;
+        assert_eq!(report.total_rows(), n);
         assert_eq!(report.children.len(), 2);
-        assert!(report.children.iter().all(|c| c.total_rows() == 6));
+        assert!(report.children.iter().all(|c| c.total_rows() == n));
         assert_eq!(
             String::from_utf8(a.0.lock().expect("lock").clone())
                 .expect("utf8")
                 .lines()
-                .count(),
-            6
+                .count() as u64,
+            n
         );
     }
 }

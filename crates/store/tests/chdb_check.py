@@ -14,7 +14,15 @@ import tempfile
 import chdb
 from chdb import session
 
-TABLES = ["scans", "domains", "dns_hosts", "smtp_probes", "certificates", "mta_sts_policies"]
+TABLES = [
+    "scans",
+    "domains",
+    "dns_hosts",
+    "smtp_probes",
+    "certificates",
+    "mta_sts_policies",
+    "canary_results",
+]
 SETTINGS = (
     "SETTINGS output_format_json_quote_64bit_integers = 0, "
     "date_time_output_format = 'iso', session_timezone = 'UTC', "

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use mxray_model::{examples, Record, RecordKind, SCHEMA_VERSION};
-use mxray_store::schema::TABLES;
+use mxray_store::schema::{self, TABLES};
 use mxray_store::*;
 
 async fn schema_snapshot(c: &ClickHouseConfig) -> Vec<(String, String, String)> {
@@ -38,7 +38,9 @@ async fn migrate_twice_leaves_the_same_schema() {
     let first = migrate(&c).await.expect("first migrate");
     assert_eq!(first.from, 0);
     assert_eq!(first.to, SCHEMA_VERSION);
-    assert_eq!(first.applied, vec![SCHEMA_VERSION]);
+    let all_versions: Vec<u32> = schema::MIGRATIONS.iter().map(|m| m.version).collect();
+    assert_eq!(first.applied, all_versions);
+    assert_eq!(all_versions.last(), Some(&SCHEMA_VERSION));
     let before = schema_snapshot(&c).await;
     let second = migrate(&c).await.expect("second migrate");
     assert_eq!(second.from, SCHEMA_VERSION);
@@ -61,7 +63,82 @@ async fn migrate_twice_leaves_the_same_schema() {
         .fetch_one()
         .await
         .expect("count");
-    assert_eq!(stamps, 1);
+    assert_eq!(stamps, schema::MIGRATIONS.len() as u64);
+    drop_database(&c).await;
+}
+
+/// A database created by an mxray of schema version 1 (its DDL applied and stamped exactly as
+/// that version did) is upgraded in place: the new table appears, the old rows stay, and the
+/// new record type can be written and read back.
+#[tokio::test]
+async fn a_version_1_database_is_migrated_to_the_current_schema() {
+    let Some(mut c) = clickhouse("migrate_v1") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    c.spill_dir = dir.path().join("spill");
+    let client = c.client();
+    let run = |sql: String| {
+        let client = client.clone();
+        async move { client.query(&sql).execute().await.expect(&sql) }
+    };
+    run(format!("CREATE DATABASE `{}`", c.database)).await;
+    run(schema::create_migrations_table(&c.database)).await;
+    let v1 = &schema::MIGRATIONS[0];
+    assert_eq!(v1.version, 1);
+    for stmt in (v1.statements)(&c.database) {
+        run(stmt).await;
+    }
+    run(format!(
+        "INSERT INTO `{}`.schema_migrations (version, description, applied_at, tool_version) \
+         VALUES (1, '{}', now(), '0.1.0')",
+        c.database, v1.description
+    ))
+    .await;
+    assert_eq!(schema_version(&c).await.expect("version"), 1);
+    let tables_now = |c: &ClickHouseConfig| {
+        let c = c.clone();
+        async move {
+            c.client()
+                .query("SELECT name FROM system.tables WHERE database = ? ORDER BY name")
+                .bind(&c.database)
+                .fetch_all::<String>()
+                .await
+                .expect("tables")
+        }
+    };
+    let before = tables_now(&c).await;
+    assert!(!before.iter().any(|t| t == "canary_results"), "{before:?}");
+    // A version 1 row, written before the upgrade (omitted columns take their defaults).
+    run(format!(
+        "INSERT INTO `{}`.domains (domain) VALUES ('old.example')",
+        c.database
+    ))
+    .await;
+
+    let report = migrate(&c).await.expect("migrate 1 -> 2");
+    assert_eq!((report.from, report.to), (1, SCHEMA_VERSION));
+    assert_eq!(report.applied, vec![2]);
+    let after = tables_now(&c).await;
+    assert!(after.iter().any(|t| t == "canary_results"), "{after:?}");
+
+    let mut sink = ClickHouseSink::connect(c.clone()).await.expect("connect");
+    sink.write(examples::canary_result().into())
+        .await
+        .expect("write");
+    let report = sink.close().await.expect("close");
+    assert!(report.is_clean(), "{report:?}");
+    let back = read_table(&c, RecordKind::CanaryResult)
+        .await
+        .expect("read");
+    assert_eq!(back, vec![Record::from(examples::canary_result())]);
+    let old: Vec<String> = c
+        .client()
+        .query(&format!("SELECT domain FROM `{}`.domains", c.database))
+        .fetch_all()
+        .await
+        .expect("old rows");
+    assert_eq!(old, vec!["old.example".to_owned()]);
     drop_database(&c).await;
 }
 
@@ -114,7 +191,7 @@ async fn every_record_type_is_inserted_and_read_back_equal() {
         .expect("write again");
     let report = sink.close().await.expect("close");
     assert!(report.is_clean(), "{report:?}");
-    assert_eq!(report.total_rows(), 24);
+    assert_eq!(report.total_rows(), 4 * TABLES.len() as u64);
     assert_eq!(report.total_spilled(), 0);
     for &kind in TABLES {
         let back = read_table(&c, kind).await.expect("read");
@@ -209,7 +286,8 @@ async fn parquet_results_load_once_even_when_loaded_twice() {
     sink.close().await.expect("close");
 
     let first = load_dir(&out, &c).await.expect("load");
-    assert_eq!(first.rows.values().sum::<u64>(), 12);
+    assert_eq!(first.rows.values().sum::<u64>(), 2 * TABLES.len() as u64);
+    assert_eq!(first.rows.get("canary_results"), Some(&2));
     load_dir(&out, &c).await.expect("load again");
     for &kind in TABLES {
         let back = read_table(&c, kind).await.expect("read");

@@ -5,8 +5,8 @@
 //!   expectation (the JSON a probe's `--expect FILE` takes) as one line on stdout.
 //! * `probe TARGET --expect CONTROL|FILE` runs one canary dialogue and compares both
 //!   directions byte for byte. stdout: the `TamperReport` as one JSON line, then the records
-//!   (`smtp_probe`, `certificate`, `scan`) as JSON lines unless `--out`/`--clickhouse`/
-//!   `--jsonl` send them elsewhere. Exit status 0 when clean, 3 when tampered, blocked or
+//!   (`canary_result`, `smtp_probe`, `certificate`, `scan`) as JSON lines unless `--out`/
+//!   `--clickhouse`/`--jsonl` send them elsewhere. Exit status 0 when clean, 3 when tampered, blocked or
 //!   incomplete (the report says which).
 //! * `check TARGET --expect CONTROL|FILE` is the vantage self-check: prints
 //!   `{"port25": "open|blocked|intercepted", "source_ip": ..., "detail": ...}`.
@@ -18,8 +18,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use mxray_canary::{
-    fetch_expectation, probe, probe_record, self_check, CanaryConfig, CanaryServer, CannedReplies,
-    Expectation, Identity, ListenSpec, ProbeOptions, Verdict,
+    canary_record, fetch_expectation, probe, probe_record, self_check, CanaryConfig, CanaryServer,
+    CannedReplies, Expectation, Identity, ListenSpec, ProbeOptions, Verdict,
 };
 use mxray_model::{Port25Check, Record, ScanRecord, ScanStatus, UtcTime, SCHEMA_VERSION};
 use sha2::{Digest, Sha256};
@@ -267,10 +267,11 @@ async fn run_probe(settings: &Settings, args: &ProbeArgs) -> anyhow::Result<Exit
 
     let scan_id = uuid::Uuid::now_v7();
     let (record, certs) = probe_record(&out.session, scan_id, &settings.vantage);
+    let verdict_row = canary_record(&out, scan_id, &settings.vantage);
     let parquet_dir = settings.outputs.out.clone();
     let mut sink = engines::sinks(settings, parquet_dir.as_deref(), true).await?;
     let n_certs = certs.len() as u64;
-    let mut batch: Vec<Record> = vec![record.into()];
+    let mut batch: Vec<Record> = vec![verdict_row.into(), record.into()];
     batch.extend(certs.into_iter().map(Record::from));
     sink.write_batch(batch).await.context("writing records")?;
     let port25_check = if target.port() == 25 {

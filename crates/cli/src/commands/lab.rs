@@ -92,6 +92,12 @@ pub(crate) async fn run(_settings: &Settings, args: &LabArgs) -> anyhow::Result<
             "     (high ports in use: scan the lab with `mxray scan --lab`, which remaps 25/443 itself)"
         );
     }
+    println!(
+        "     mxray --allow-private --vantage isp --source-ip 127.0.99.1 canary probe {} --expect {}",
+        lab.canary_smtp(),
+        lab.canary_control()
+    );
+    println!("       (tampered: the middlebox masks STARTTLS for 127.0.99.0/24; without --source-ip: clean)");
     println!("serving; Ctrl-C stops");
     tokio::signal::ctrl_c()
         .await
