@@ -45,7 +45,11 @@ from typing import Iterable, Mapping
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 
 #: The tables every source provides (the six mxray tables plus the IP-to-AS map).
-SCAN_TABLES = ("scans", "domains", "dns_hosts", "smtp_probes", "certificates", "mta_sts_policies")
+SCAN_TABLES = ("scans", "domains", "dns_hosts", "smtp_probes", "certificates", "mta_sts_policies",
+               "canary_results")
+# Tables that older result directories lack (canary_results: schema version 2); no view is
+# made for them there.
+OPTIONAL_TABLES = ("canary_results",)
 TABLES = SCAN_TABLES + ("ip_asn",)
 
 #: Columns of ``ip_asn`` (what ``scripts/load-asn`` writes).
@@ -292,6 +296,8 @@ class ParquetSource(Source):
         try:
             for table in SCAN_TABLES:
                 files = find_table_files(self.roots, table)
+                if not files and table in OPTIONAL_TABLES:
+                    continue
                 if not files:
                     raise QueryError(
                         f"no {table}.parquet under {', '.join(map(str, self.roots))}")
