@@ -16,7 +16,7 @@ use mxray_net::{DialError, Dialer, Refusal};
 use mxray_smtp::machine::Observations;
 use mxray_smtp::reply::{advertises_starttls, ehlo_keywords, Reply, ReplyError, ReplyParser};
 use rustls::pki_types::ServerName;
-use rustls::{AlertDescription, ClientConfig, ProtocolVersion};
+use rustls::{ClientConfig, ProtocolVersion};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::{timeout_at, Instant};
@@ -647,37 +647,6 @@ fn tls_client_config() -> Arc<ClientConfig> {
     Arc::new(cfg)
 }
 
-fn classify_tls_error(e: &io::Error) -> (ProbeErrorClass, Option<u8>, String) {
-    let rustls_err = e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
-    match rustls_err {
-        Some(rustls::Error::AlertReceived(alert)) => {
-            let code = u8::from(*alert);
-            let class = match alert {
-                AlertDescription::ProtocolVersion
-                | AlertDescription::HandshakeFailure
-                | AlertDescription::InsufficientSecurity => ProbeErrorClass::TlsIncompatible,
-                _ => ProbeErrorClass::TlsAlert,
-            };
-            (class, Some(code), format!("alert {code} ({alert:?})"))
-        }
-        Some(rustls::Error::PeerIncompatible(p)) => (
-            ProbeErrorClass::TlsIncompatible,
-            None,
-            format!("incompatible peer: {p:?}"),
-        ),
-        Some(other) => (ProbeErrorClass::TlsError, None, other.to_string()),
-        None => match e.kind() {
-            io::ErrorKind::ConnectionReset
-            | io::ErrorKind::UnexpectedEof
-            | io::ErrorKind::BrokenPipe
-            | io::ErrorKind::ConnectionAborted => (ProbeErrorClass::TlsReset, None, e.to_string()),
-            _ => (ProbeErrorClass::TlsError, None, e.to_string()),
-        },
-    }
-}
-
 struct Driver<'a> {
     opts: &'a ProbeOptions,
     s: Session,
@@ -906,7 +875,7 @@ pub async fn run_session(dialer: &Dialer, target: SocketAddr, opts: &ProbeOption
     let mut tls = match timeout_at(end, connector.connect(name, io)).await {
         Ok(Ok(t)) => t,
         Ok(Err(e)) => {
-            let (class, alert, detail) = classify_tls_error(&e);
+            let (class, alert, detail) = mxray_smtp::classify_tls_error(&e);
             d.s.tls_alert = alert;
             d.s.fail(class, format!("TLS handshake: {detail}"));
             d.s.total_ms = ms(start.elapsed());

@@ -537,8 +537,10 @@ fn version_name(v: ProtocolVersion) -> String {
     }
 }
 
-/// Maps a failed handshake to (class, alert code, detail).
-fn classify_tls_error(e: &io::Error) -> (ProbeErrorClass, Option<u8>, String) {
+/// Maps a failed TLS handshake (the I/O error tokio-rustls returns) to the probe's error class,
+/// the alert code received, if any, and a detail text. Shared with the canary probe so both
+/// name the same failure the same way.
+pub fn classify_tls_error(e: &io::Error) -> (ProbeErrorClass, Option<u8>, String) {
     let rustls_err = e
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>());
