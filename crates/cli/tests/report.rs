@@ -1,44 +1,32 @@
-//! `mxray report` on a two-vantage lab scan lists the stripped path, and nothing else, as a
-//! vantage disagreement.
+//! `mxray report` on lab scans: a two-vantage scan lists the stripped path, and nothing else,
+//! as a vantage disagreement; two epochs show exactly the regressed host.
 
-use std::process::Command;
+mod common;
+
+use common::{lab_scan, run_ok};
+
+fn report_json(dirs: &[std::path::PathBuf]) -> serde_json::Value {
+    let mut args: Vec<std::ffi::OsString> = vec!["report".into(), "--json".into()];
+    args.extend(dirs.iter().map(|d| d.as_os_str().to_owned()));
+    serde_json::from_slice(&run_ok(args).stdout).expect("json")
+}
 
 #[test]
 fn two_vantage_report_finds_exactly_the_stripped_path() {
     let dir = tempfile::tempdir().expect("tmp");
-    for v in ["clean", "isp"] {
-        let out = Command::new(env!("CARGO_BIN_EXE_mxray"))
-            .args([
-                "scan",
-                "--lab",
-                "--quiet",
-                "--timeout",
-                "2",
-                "--vantage",
-                v,
-                "--out",
-            ])
-            .arg(dir.path().join(v))
-            .output()
-            .expect("run");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    let dirs: Vec<_> = ["clean", "isp"]
+        .iter()
+        .map(|v| dir.path().join(v))
+        .collect();
+    for (v, d) in ["clean", "isp"].iter().zip(&dirs) {
+        lab_scan([
+            std::ffi::OsStr::new("--vantage"),
+            v.as_ref(),
+            "--out".as_ref(),
+            d.as_os_str(),
+        ]);
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_mxray"))
-        .args(["report", "--json"])
-        .arg(dir.path().join("clean"))
-        .arg(dir.path().join("isp"))
-        .output()
-        .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let v = report_json(&dirs);
     let dis = v["disagreements"].as_array().expect("array");
     assert_eq!(dis.len(), 1, "{dis:?}");
     assert_eq!(dis[0]["sni"], "mx.stripped.lab.test");
@@ -54,41 +42,21 @@ fn two_vantage_report_finds_exactly_the_stripped_path() {
 #[test]
 fn lab_epochs_show_a_history_regression_for_exactly_the_regressed_host() {
     let dir = tempfile::tempdir().expect("tmp");
-    for epoch in ["0", "1"] {
-        let out = Command::new(env!("CARGO_BIN_EXE_mxray"))
-            .args([
-                "scan",
-                "--lab",
-                "--quiet",
-                "--timeout",
-                "2",
-                "--lab-epoch",
-                epoch,
-                "--out",
-            ])
-            .arg(dir.path().join(format!("epoch{epoch}")))
-            .output()
-            .expect("run");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    let dirs: Vec<_> = ["epoch0", "epoch1"]
+        .iter()
+        .map(|e| dir.path().join(e))
+        .collect();
+    for (epoch, d) in ["0", "1"].iter().zip(&dirs) {
+        lab_scan([
+            std::ffi::OsStr::new("--lab-epoch"),
+            epoch.as_ref(),
+            "--out".as_ref(),
+            d.as_os_str(),
+        ]);
         // Probe times are seconds: keep the two scans apart.
         std::thread::sleep(std::time::Duration::from_millis(1100));
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_mxray"))
-        .args(["report", "--json"])
-        .arg(dir.path().join("epoch0"))
-        .arg(dir.path().join("epoch1"))
-        .output()
-        .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let v = report_json(&dirs);
     let reg = v["regressions"].as_array().expect("array");
     assert_eq!(reg.len(), 1, "{reg:?}");
     assert_eq!(reg[0]["sni"], "mx.regress.lab.test");

@@ -1,8 +1,11 @@
 //! One lab scan into Parquet, JSON lines and the real ClickHouse at once: the three hold the same
 //! records. ClickHouse comes from MXRAY_TEST_CLICKHOUSE_URL (scripts/test starts it).
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::process::Command;
+
+use common::{lab_scan, run_ok};
 
 use mxray_model::{Record, RecordKind};
 use mxray_store::{read_table, read_table_file, ClickHouseConfig};
@@ -45,37 +48,15 @@ fn parquet_jsonl_and_clickhouse_hold_the_same_records() {
     let out_dir = dir.path().join("out");
     let jsonl = dir.path().join("scan.jsonl");
 
-    let migrate = Command::new(env!("CARGO_BIN_EXE_mxray"))
-        .args(["migrate", "--clickhouse", &ch_url])
-        .output()
-        .expect("run");
-    assert!(
-        migrate.status.success(),
-        "{}",
-        String::from_utf8_lossy(&migrate.stderr)
-    );
-
-    let out = Command::new(env!("CARGO_BIN_EXE_mxray"))
-        .args([
-            "scan",
-            "--lab",
-            "--quiet",
-            "--timeout",
-            "2",
-            "--clickhouse",
-            &ch_url,
-        ])
-        .arg("--out")
-        .arg(&out_dir)
-        .arg("--jsonl")
-        .arg(&jsonl)
-        .output()
-        .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(["migrate", "--clickhouse", &ch_url]);
+    lab_scan([
+        std::ffi::OsStr::new("--clickhouse"),
+        ch_url.as_ref(),
+        "--out".as_ref(),
+        out_dir.as_os_str(),
+        "--jsonl".as_ref(),
+        jsonl.as_os_str(),
+    ]);
 
     let from_jsonl = canonical(
         std::fs::read_to_string(&jsonl)

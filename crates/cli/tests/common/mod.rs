@@ -1,0 +1,45 @@
+//! Helpers shared by the binary's integration tests: run `mxray`, insist on success.
+#![allow(dead_code, unreachable_pub)]
+
+use std::ffi::OsStr;
+use std::process::{Command, Output};
+
+/// A `mxray` command with RUST_LOG cleared (so stderr holds only what users see).
+pub fn mxray() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mxray"));
+    c.env_remove("RUST_LOG");
+    c
+}
+
+/// Runs `mxray ARGS...` and returns its output, failing the test (with stderr) unless it
+/// exited 0.
+pub fn run_ok<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut c = mxray();
+    c.args(args);
+    let out = c.output().expect("run mxray");
+    assert!(
+        out.status.success(),
+        "{c:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `mxray scan --lab --quiet --timeout 2` with extra arguments (the tarpit case would otherwise
+/// hold each scan for the 20 s greeting timeout).
+pub fn lab_scan<I, S>(extra: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut args: Vec<std::ffi::OsString> = ["scan", "--lab", "--quiet", "--timeout", "2"]
+        .iter()
+        .map(Into::into)
+        .collect();
+    args.extend(extra.into_iter().map(|a| a.as_ref().to_owned()));
+    run_ok(args)
+}
