@@ -1,5 +1,6 @@
 //! `--shard` and `--resume` on lab scans: shards partition the scan; a scan killed with SIGKILL
-//! and resumed ends with the same domains and verdicts as an uninterrupted one, no duplicates.
+//! or stopped with SIGTERM and resumed ends with the same domains and verdicts as an
+//! uninterrupted one, no duplicates.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -102,8 +103,9 @@ fn shards_together_equal_the_whole_scan() {
     assert_eq!(union, all);
 }
 
-#[test]
-fn killed_scan_resumes_without_loss_or_duplicates() {
+/// Interrupts a scan with `signal` once 20 domains are journaled, resumes it, and checks the
+/// result equals an uninterrupted scan's.
+fn interrupted_scan_resumes(signal: &str) {
     let dir = tempfile::tempdir().expect("tmp");
     let whole = dir.path().join("whole.jsonl");
     let mut c = mxray();
@@ -114,8 +116,8 @@ fn killed_scan_resumes_without_loss_or_duplicates() {
     run_ok(c);
     let expected = verdicts(&whole);
 
-    let out = dir.path().join("killed");
-    let jsonl = dir.path().join("killed.jsonl");
+    let out = dir.path().join("interrupted");
+    let jsonl = dir.path().join("interrupted.jsonl");
     let mut c = mxray();
     c.arg("--jsonl")
         .arg(&jsonl)
@@ -128,7 +130,7 @@ fn killed_scan_resumes_without_loss_or_duplicates() {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn");
-    // Wait until some domains are journaled, then SIGKILL.
+    // Wait until some domains are journaled, then send the signal.
     let journal = out.join("journal.jsonl");
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -141,21 +143,35 @@ fn killed_scan_resumes_without_loss_or_duplicates() {
         assert!(Instant::now() < deadline, "scan made no progress");
         assert!(
             child.try_wait().expect("wait").is_none(),
-            "scan ended before it could be killed"
+            "scan ended before it could be interrupted"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reap");
+    let sent = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let status = child.wait().expect("reap");
     let journaled = std::fs::read_to_string(&journal)
         .expect("journal")
         .lines()
         .count();
     assert!(
         journaled < expected.len(),
-        "killed too late: {journaled} of {}",
+        "interrupted too late: {journaled} of {}",
         expected.len()
     );
+    if signal == "-TERM" {
+        // A graceful stop: in-flight domains finished, outputs closed, scan marked interrupted.
+        assert_eq!(status.code(), Some(130));
+        let state = std::fs::read_to_string(out.join("scan-state.json")).expect("state");
+        assert!(state.contains("\"interrupted\""), "{state}");
+        assert!(
+            out.join("manifest.json").exists(),
+            "outputs were not closed"
+        );
+    }
 
     let mut c = mxray();
     c.arg("--jsonl")
@@ -167,4 +183,14 @@ fn killed_scan_resumes_without_loss_or_duplicates() {
     assert_eq!(verdicts(&jsonl), expected);
     let state = std::fs::read_to_string(out.join("scan-state.json")).expect("state");
     assert!(state.contains("\"complete\""), "{state}");
+}
+
+#[test]
+fn killed_scan_resumes_without_loss_or_duplicates() {
+    interrupted_scan_resumes("-KILL");
+}
+
+#[test]
+fn terminated_scan_stops_cleanly_and_resumes() {
+    interrupted_scan_resumes("-TERM");
 }

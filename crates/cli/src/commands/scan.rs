@@ -130,6 +130,19 @@ pub(crate) async fn run(settings: &Settings, args: &ScanArgs) -> anyhow::Result<
                 state.scan_id,
                 out_dir.display()
             );
+            // A scan stopped by a signal closed its Parquet files with the partial data. The
+            // journal holds all of it, and the resumed scan rewrites every file from it, so the
+            // old manifest (which marks the directory as a finished result) goes first.
+            match std::fs::remove_file(out_dir.join(mxray_store::MANIFEST)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(anyhow::anyhow!(
+                        "{}: cannot remove the old manifest: {e}",
+                        out_dir.display()
+                    ))
+                }
+            }
         }
     }
     // The vantage self-check comes first: a blocked vantage creates no outputs.
