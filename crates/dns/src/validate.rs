@@ -2,7 +2,9 @@
 //! transport, so that retries, rate limits, the in-flight bound and TCP fallback apply to the
 //! validator's own DNSKEY/DS/NS queries as well.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures::stream::{self, BoxStream, StreamExt};
 use hickory_net::dnssec::DnssecDnsHandle;
@@ -11,7 +13,7 @@ use hickory_net::xfer::FirstAnswer;
 use hickory_net::{DnsHandle, NetError};
 use hickory_proto::dnssec::rdata::{DNSSECRData, DNSKEY};
 use hickory_proto::dnssec::{PublicKey, TrustAnchors, Verifier};
-use hickory_proto::op::{DnsRequest, DnsResponse};
+use hickory_proto::op::{DnsRequest, DnsResponse, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use mxray_model::DnsOutcome;
 
@@ -26,6 +28,69 @@ const TAG: &str = "mxray-transport";
 #[derive(Clone, Debug)]
 pub(crate) struct InnerHandle {
     pub(crate) transport: Arc<Transport>,
+    keys: Arc<KeyCache>,
+}
+
+/// The validator's chain queries (DNSKEY, DS and NS, answers and denials), shared by every
+/// validation in the scan. hickory's validator asks, for every answer it checks, for the NS and
+/// DS RRsets of each name on the way up to find zone cuts and prove them signed or unsigned, and
+/// for the DNSKEY RRsets of the zones; one domain's MX, TXT, address and TLSA lookups repeat
+/// most of them. A validating resolver keeps them for their TTL (negative answers: the SOA's),
+/// and so do we, at most [`KEY_CACHE_TTL`] and [`KEY_CACHE_CAPACITY`] entries. Failures
+/// (timeouts, SERVFAIL) are never kept. Measured on a lab scan: the NS and DS queries were 70 %
+/// of all queries.
+#[derive(Debug, Default)]
+struct KeyCache {
+    map: std::sync::Mutex<HashMap<(Name, RecordType), (Instant, DnsResponse)>>,
+}
+
+/// Longest a DNSKEY/DS answer is reused (shorter when its TTL is).
+const KEY_CACHE_TTL: Duration = Duration::from_secs(300);
+/// Most DNSKEY/DS RRsets kept; when full, expired entries go, then everything.
+const KEY_CACHE_CAPACITY: usize = 8192;
+
+impl KeyCache {
+    fn get(&self, key: &(Name, RecordType)) -> Option<DnsResponse> {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(key)
+            .filter(|(until, _)| *until > Instant::now())
+            .map(|(_, r)| r.clone())
+    }
+
+    fn put(&self, key: (Name, RecordType), response: &DnsResponse) {
+        if !matches!(
+            response.response_code,
+            ResponseCode::NoError | ResponseCode::NXDomain
+        ) {
+            return;
+        }
+        // Positive: the smallest answer TTL; negative (NODATA, NXDOMAIN): the SOA's TTL.
+        let ttl = if response.answers.is_empty() {
+            response
+                .authorities
+                .iter()
+                .filter(|r| r.record_type() == RecordType::SOA)
+                .map(|r| r.ttl)
+                .min()
+        } else {
+            response.answers.iter().map(|r| r.ttl).min()
+        };
+        let ttl = ttl
+            .map(|t| Duration::from_secs(u64::from(t)).min(KEY_CACHE_TTL))
+            .unwrap_or(Duration::ZERO);
+        if ttl.is_zero() {
+            return;
+        }
+        let now = Instant::now();
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= KEY_CACHE_CAPACITY {
+            map.retain(|_, (until, _)| *until > now);
+            if map.len() >= KEY_CACHE_CAPACITY {
+                map.clear();
+            }
+        }
+        map.insert(key, (now + ttl, response.clone()));
+    }
 }
 
 impl DnsHandle for InnerHandle {
@@ -34,10 +99,21 @@ impl DnsHandle for InnerHandle {
 
     fn send(&self, request: DnsRequest) -> Self::Response {
         let transport = Arc::clone(&self.transport);
+        let keys = Arc::clone(&self.keys);
         stream::once(async move {
             let Some(query) = request.queries.first().cloned() else {
                 return Err(NetError::from("no query in request"));
             };
+            let cacheable = matches!(
+                query.query_type,
+                RecordType::DNSKEY | RecordType::DS | RecordType::NS
+            );
+            let key = (query.name.to_lowercase(), query.query_type);
+            if cacheable {
+                if let Some(hit) = keys.get(&key) {
+                    return Ok(hit);
+                }
+            }
             let flags = QueryFlags {
                 dnssec_ok: true,
                 // Against a validating resolver: hand us the data, we validate it ourselves.
@@ -48,7 +124,13 @@ impl DnsHandle for InnerHandle {
                 .exchange(&query.name, query.query_type, flags)
                 .await;
             match ex.result {
-                Ok(msg) => DnsResponse::from_message(msg).map_err(NetError::from),
+                Ok(msg) => {
+                    let response = DnsResponse::from_message(msg).map_err(NetError::from)?;
+                    if cacheable {
+                        keys.put(key, &response);
+                    }
+                    Ok(response)
+                }
                 Err(f) => Err(NetError::Msg(encode_failure(&f, ex.attempts))),
             }
         })
@@ -135,7 +217,11 @@ pub(crate) async fn build_validator(
             Err(p) => problems.push(format!("trust anchor {zone}: {p}")),
         }
     }
-    let handle = DnssecDnsHandle::with_trust_anchor(InnerHandle { transport }, Arc::new(anchors));
+    let inner = InnerHandle {
+        transport,
+        keys: Arc::default(),
+    };
+    let handle = DnssecDnsHandle::with_trust_anchor(inner, Arc::new(anchors));
     (handle, problems)
 }
 
