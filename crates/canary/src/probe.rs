@@ -1,11 +1,8 @@
 //! `canary probe`: the tokio/rustls driver around [`ProbeScript`], the control-endpoint
 //! client, and the pure comparison that turns a [`Session`] into a [`TamperReport`].
 
-use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use mxray_model::{
@@ -18,7 +15,7 @@ use mxray_smtp::reply::{advertises_starttls, ehlo_keywords, Reply, ReplyError, R
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ProtocolVersion};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{timeout_at, Instant};
 use tokio_rustls::TlsConnector;
 
@@ -858,11 +855,7 @@ pub async fn run_session(dialer: &Dialer, target: SocketAddr, opts: &ProbeOption
     }
     d.s.tls_attempted = true;
     let early = d.parser.take_unconsumed();
-    let io = Prefixed {
-        prefix: early,
-        pos: 0,
-        inner: tcp,
-    };
+    let io = mxray_smtp::Prefixed::new(early, tcp);
     let name = opts
         .sni
         .as_deref()
@@ -920,46 +913,6 @@ pub async fn run_session(dialer: &Dialer, target: SocketAddr, opts: &ProbeOption
     let _ = timeout_at(close_by, tls.shutdown()).await;
     d.s.total_ms = ms(start.elapsed());
     d.s
-}
-
-/// A stream that first yields `prefix`, then reads from `inner`.
-struct Prefixed<S> {
-    prefix: Vec<u8>,
-    pos: usize,
-    inner: S,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if this.pos < this.prefix.len() {
-            let n = buf.remaining().min(this.prefix.len() - this.pos);
-            buf.put_slice(&this.prefix[this.pos..this.pos + n]);
-            this.pos += n;
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut this.inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
 }
 
 // ---------------------------------------------------------------------------------------

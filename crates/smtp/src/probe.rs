@@ -329,11 +329,7 @@ impl<'a> Run<'a> {
         // Bytes the server sent after its 220 belong to the TLS handshake (or are garbage the
         // handshake will reject): hand them to rustls instead of dropping them.
         let early = self.parser.take_unconsumed();
-        let io = Prefixed {
-            prefix: early,
-            pos: 0,
-            inner: tcp,
-        };
+        let io = Prefixed::new(early, tcp);
         let dns_name = target
             .sni
             .as_deref()
@@ -573,11 +569,25 @@ pub fn classify_tls_error(e: &io::Error) -> (ProbeErrorClass, Option<u8>, String
     }
 }
 
-/// A stream that first yields `prefix`, then reads from `inner`.
-struct Prefixed<S> {
+/// A stream that first yields `prefix`, then reads from `inner`: the bytes a line reader
+/// already took off the socket after `220 Ready to start TLS` belong to the TLS handshake and
+/// are handed to rustls this way. Shared with the canary probe.
+#[derive(Debug)]
+pub struct Prefixed<S> {
     prefix: Vec<u8>,
     pos: usize,
     inner: S,
+}
+
+impl<S> Prefixed<S> {
+    /// `inner`, read after `prefix`.
+    pub fn new(prefix: Vec<u8>, inner: S) -> Self {
+        Prefixed {
+            prefix,
+            pos: 0,
+            inner,
+        }
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
