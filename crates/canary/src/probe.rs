@@ -9,7 +9,7 @@ use mxray_model::{
     CertificateRecord, DaneVerdict, Port25Check, ProbeErrorClass, ProbeResult, SmtpProbeRecord,
     UtcTime,
 };
-use mxray_net::{DialError, Dialer, Refusal};
+use mxray_net::Dialer;
 use mxray_smtp::machine::Observations;
 use mxray_smtp::reply::{advertises_starttls, ehlo_keywords, Reply, ReplyError, ReplyParser};
 use rustls::pki_types::ServerName;
@@ -607,17 +607,6 @@ fn ms(d: Duration) -> u32 {
     u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
 }
 
-fn dial_class(e: &DialError) -> ProbeErrorClass {
-    match e {
-        DialError::Blocked(Refusal::Blocklisted { .. }) => ProbeErrorClass::BlockedList,
-        DialError::Blocked(_) => ProbeErrorClass::BlockedReserved,
-        DialError::Refused => ProbeErrorClass::ConnectRefused,
-        DialError::Timeout(_) => ProbeErrorClass::ConnectTimeout,
-        DialError::Unreachable(_) => ProbeErrorClass::ConnectUnreachable,
-        _ => ProbeErrorClass::ConnectError,
-    }
-}
-
 fn tls_client_config() -> Arc<ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = Arc::new(mxray_smtp::danger::RecordingVerifier::new(
@@ -838,7 +827,7 @@ pub async fn run_session(dialer: &Dialer, target: SocketAddr, opts: &ProbeOption
     let mut tcp = match dialer.connect(target).await {
         Ok(t) => t,
         Err(e) => {
-            d.s.fail(dial_class(&e), e.to_string());
+            d.s.fail(mxray_smtp::dial_error_class(&e), e.to_string());
             d.s.total_ms = ms(start.elapsed());
             return d.s;
         }

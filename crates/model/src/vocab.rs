@@ -384,6 +384,20 @@ vocabulary! {
     }
 }
 
+impl PkixError {
+    /// The RFC 8460 §4.3 result type a sender reports for this certificate failure.
+    pub const fn tlsrpt_result(self) -> TlsRptResult {
+        match self {
+            PkixError::Expired | PkixError::NotYetValid => TlsRptResult::CertificateExpired,
+            PkixError::NameMismatch => TlsRptResult::CertificateHostMismatch,
+            PkixError::UnknownIssuer | PkixError::SelfSigned => TlsRptResult::CertificateNotTrusted,
+            PkixError::BadSignature | PkixError::BadCertificate | PkixError::Other => {
+                TlsRptResult::ValidationFailure
+            }
+        }
+    }
+}
+
 vocabulary! {
     /// Lifecycle of a scan.
     pub enum ScanStatus {

@@ -367,15 +367,9 @@ pub fn tlsrpt_results(assessment: &MtaStsAssessment, mx: &[MxTlsFacts]) -> Vec<T
             for f in check.failures {
                 out.push(match f {
                     MxFailure::NoStarttls => TlsRptResult::StarttlsNotSupported,
-                    MxFailure::PkixInvalid(Some(PkixError::NameMismatch)) => {
-                        TlsRptResult::CertificateHostMismatch
+                    MxFailure::PkixInvalid(e) => {
+                        e.map_or(TlsRptResult::ValidationFailure, PkixError::tlsrpt_result)
                     }
-                    MxFailure::PkixInvalid(Some(PkixError::Expired | PkixError::NotYetValid)) => {
-                        TlsRptResult::CertificateExpired
-                    }
-                    MxFailure::PkixInvalid(Some(
-                        PkixError::UnknownIssuer | PkixError::SelfSigned,
-                    )) => TlsRptResult::CertificateNotTrusted,
                     _ => TlsRptResult::ValidationFailure,
                 });
             }

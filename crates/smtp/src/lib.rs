@@ -48,7 +48,7 @@ pub mod tlsrpt;
 pub use config::ProbeConfig;
 pub use dane::{DaneOutcome, TlsaInput};
 pub use machine::{Action, Dialogue, State};
-pub use probe::{classify_tls_error, Prefixed, ProbeOutput, ProbeTarget, Prober};
+pub use probe::{classify_tls_error, dial_error_class, Prefixed, ProbeOutput, ProbeTarget, Prober};
 
 /// Failures of mxray itself (bad configuration), never of the peer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -213,7 +213,7 @@ impl<'a> Run<'a> {
         // deadline starts once the connection is up.
         let tcp = match self.inner.dialer.connect(addr).await {
             Err(e) => {
-                self.pre_connect = Some((dial_class(&e), e.to_string()));
+                self.pre_connect = Some((dial_error_class(&e), e.to_string()));
                 return;
             }
             Ok(s) => s,
@@ -514,7 +514,8 @@ impl<'a> Run<'a> {
     }
 }
 
-fn dial_class(e: &DialError) -> ProbeErrorClass {
+/// The probe error class of a failed connect (shared with the canary probe).
+pub fn dial_error_class(e: &DialError) -> ProbeErrorClass {
     match e {
         DialError::Blocked(Refusal::Blocklisted { .. }) => ProbeErrorClass::BlockedList,
         DialError::Blocked(_) => ProbeErrorClass::BlockedReserved,

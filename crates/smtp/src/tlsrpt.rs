@@ -45,14 +45,10 @@ pub fn for_probe(rec: &SmtpProbeRecord, tlsa: Option<&TlsaInput>) -> Vec<TlsRptR
             out.push(TlsRptResult::TlsaInvalid);
         }
     } else if rec.pkix_valid == Some(false) {
-        out.push(match rec.pkix_error {
-            Some(PkixError::Expired | PkixError::NotYetValid) => TlsRptResult::CertificateExpired,
-            Some(PkixError::NameMismatch) => TlsRptResult::CertificateHostMismatch,
-            Some(PkixError::UnknownIssuer | PkixError::SelfSigned) => {
-                TlsRptResult::CertificateNotTrusted
-            }
-            _ => TlsRptResult::ValidationFailure,
-        });
+        out.push(
+            rec.pkix_error
+                .map_or(TlsRptResult::ValidationFailure, PkixError::tlsrpt_result),
+        );
     }
     out.sort();
     out.dedup();
