@@ -143,17 +143,7 @@ pub(crate) struct Zone {
 impl Zone {
     /// A zone with records added later by [`Zone::add`].
     pub(crate) fn new_static(origin: Name, signing: Signing) -> Result<Self, LabError> {
-        let key = if signing == Signing::Unsigned {
-            None
-        } else {
-            Some(ZoneKey::generate()?)
-        };
-        Ok(Zone {
-            origin,
-            signing,
-            key,
-            content: Content::Static(BTreeMap::new()),
-        })
+        Self::new(origin, signing, Content::Static(BTreeMap::new()))
     }
 
     /// A zone whose records come from `dynamic`.
@@ -162,6 +152,11 @@ impl Zone {
         signing: Signing,
         dynamic: Arc<dyn DynamicZone>,
     ) -> Result<Self, LabError> {
+        Self::new(origin, signing, Content::Dynamic(dynamic))
+    }
+
+    /// A signed zone gets a fresh key; an unsigned one none.
+    fn new(origin: Name, signing: Signing, content: Content) -> Result<Self, LabError> {
         let key = if signing == Signing::Unsigned {
             None
         } else {
@@ -171,7 +166,7 @@ impl Zone {
             origin,
             signing,
             key,
-            content: Content::Dynamic(dynamic),
+            content,
         })
     }
 
