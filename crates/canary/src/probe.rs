@@ -516,6 +516,7 @@ pub fn probe_record(
         used_helo: false,
         ehlo_keywords: keywords.clone(),
         starttls_advertised: advertised,
+        starttls_forced: !advertised && !s.implicit_tls && s.starttls_reply.is_some(),
         starttls_reply: s.starttls_reply.clone(),
         tls_completed: s.tls_completed,
         tls_failed: s.tls_attempted && !s.tls_completed && !s.implicit_tls,
@@ -524,7 +525,7 @@ pub fn probe_record(
         error: s.error.clone(),
         tls_alert: s.tls_alert,
     };
-    let signals = mxray_smtp::signals::detect(&obs, false);
+    let signals = mxray_smtp::signals::detect(&obs);
     let result = if s.tls_completed {
         ProbeResult::StarttlsOk
     } else if s.error.is_none() && s.ehlo.is_some() && !advertised {
@@ -592,10 +593,13 @@ pub fn probe_record(
         pkix_error: None,
         dane: DaneVerdict::None,
         dane_match: None,
-        post_tls_ehlo_keywords: obs.post_tls_keywords,
+        post_tls_ehlo_keywords: obs.post_tls_keywords.clone(),
         stripping_signals: signals,
         tlsrpt_results: Vec::new(),
         transcript: s.transcript.clone(),
+        reached_ehlo: obs.reached_ehlo() || (s.implicit_tls && s.tls_completed),
+        starttls_forced: obs.starttls_forced,
+        limiter_wait_ms: None,
     };
     (record, certificates)
 }

@@ -117,6 +117,10 @@ pub struct AddressLookup {
     pub outcome: DnsOutcome,
     /// The weaker of the A and AAAA statuses (and of their CNAMEs).
     pub dnssec: DnssecStatus,
+    /// The A lookup's status alone (and its CNAMEs').
+    pub a_dnssec: DnssecStatus,
+    /// The AAAA lookup's status alone (and its CNAMEs').
+    pub aaaa_dnssec: DnssecStatus,
     /// A addresses, then AAAA.
     pub addresses: Vec<IpAddr>,
     /// CNAME chain from the name (from the A lookup, or AAAA if A gave none).
@@ -182,6 +186,10 @@ pub struct HostDns {
     pub address_outcome: DnsOutcome,
     /// Weaker of the A and AAAA statuses.
     pub address_dnssec: DnssecStatus,
+    /// The A lookup's status alone (DANE over IPv4 rests on it).
+    pub a_dnssec: DnssecStatus,
+    /// The AAAA lookup's status alone (DANE over IPv6 rests on it).
+    pub aaaa_dnssec: DnssecStatus,
     /// Smallest address TTL.
     pub address_ttl: Option<u32>,
     /// `_25._tcp.<name>` that gave the TLSA RRset.
@@ -220,6 +228,8 @@ impl HostDns {
             tlsa: self.tlsa.clone(),
             ede: self.ede.clone(),
             errors: self.errors.clone(),
+            a_dnssec: self.a_dnssec,
+            aaaa_dnssec: self.aaaa_dnssec,
         }
     }
 }
@@ -517,6 +527,8 @@ impl DnsCollector {
                     name: name.trim().to_ascii_lowercase(),
                     outcome: DnsOutcome::Other,
                     dnssec: DnssecStatus::Indeterminate,
+                    a_dnssec: DnssecStatus::Indeterminate,
+                    aaaa_dnssec: DnssecStatus::Indeterminate,
                     addresses: Vec::new(),
                     cname_chain: Vec::new(),
                     ttl: None,
@@ -556,6 +568,8 @@ impl DnsCollector {
             name: display_name(name),
             outcome: better_outcome(a.outcome, aaaa.outcome),
             dnssec: weaker(a.dnssec, aaaa.dnssec),
+            a_dnssec: a.dnssec,
+            aaaa_dnssec: aaaa.dnssec,
             addresses,
             cname_chain,
             ttl,
@@ -756,6 +770,8 @@ impl DnsCollector {
                     cname_chain: Vec::new(),
                     address_outcome: DnsOutcome::Other,
                     address_dnssec: DnssecStatus::Indeterminate,
+                    a_dnssec: DnssecStatus::Indeterminate,
+                    aaaa_dnssec: DnssecStatus::Indeterminate,
                     address_ttl: None,
                     tlsa_owner: None,
                     tlsa_outcome: DnsOutcome::NotQueried,
@@ -777,9 +793,10 @@ impl DnsCollector {
         let mut tlsa = Vec::new();
         if !addrs.addresses.is_empty() {
             // RFC 7672 §2.2.2: a secure CNAME expansion: TLSA of the expanded name first, then
-            // the original name; otherwise the original name only.
+            // the original name; otherwise the original name only. One secure address lookup
+            // proves the expansion (a failed AAAA lookup does not make the A chain insecure).
             let mut bases = Vec::new();
-            if addrs.dnssec == DnssecStatus::Secure {
+            if addrs.a_dnssec == DnssecStatus::Secure || addrs.aaaa_dnssec == DnssecStatus::Secure {
                 if let Some(last) = addrs.cname_chain.last() {
                     if let Ok(n) = parse_name(last) {
                         bases.push(n);
@@ -840,6 +857,8 @@ impl DnsCollector {
             cname_chain: addrs.cname_chain,
             address_outcome: addrs.outcome,
             address_dnssec: addrs.dnssec,
+            a_dnssec: addrs.a_dnssec,
+            aaaa_dnssec: addrs.aaaa_dnssec,
             address_ttl: addrs.ttl,
             tlsa_owner,
             tlsa_outcome,

@@ -109,7 +109,8 @@ impl Posture {
     fn signal(mut self, s: StrippingSignal) -> Self {
         self.stripping_signals.push(s);
         self.stripping_signals.sort();
-        self.stripping_suspected = true;
+        // DESIGN.md: only evidence of an on-path change sets it; weak signals are recorded.
+        self.stripping_suspected = self.stripping_signals.iter().any(|s| s.is_evidence());
         self
     }
 

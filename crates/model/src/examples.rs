@@ -94,6 +94,8 @@ pub fn dns_host() -> DnsHostRecord {
         }],
         ede: vec!["9: DNSKEY Missing".into()],
         errors: vec!["AAAA:timeout".into()],
+        a_dnssec: DnssecStatus::Secure,
+        aaaa_dnssec: DnssecStatus::Indeterminate,
     }
 }
 
@@ -141,6 +143,9 @@ pub fn smtp_probe() -> SmtpProbeRecord {
         stripping_signals: vec![StrippingSignal::BannerMasked],
         tlsrpt_results: vec![TlsRptResult::CertificateExpired],
         transcript: "S: 220 mx1.example.com ESMTP\r\nC: EHLO scanner.example\r\n".into(),
+        reached_ehlo: true,
+        starttls_forced: true,
+        limiter_wait_ms: Some(3),
     }
 }
 

@@ -30,8 +30,11 @@ use serde::{Deserialize, Serialize};
 /// Version of the record schema. Bump it with every change to a record's fields, together with
 /// a ClickHouse migration in `mxray-store`.
 ///
-/// History: 1, the six tables of DESIGN.md; 2, table `canary_results` ([`CanaryResultRecord`]).
-pub const SCHEMA_VERSION: u32 = 2;
+/// History: 1, the six tables of DESIGN.md; 2, table `canary_results` ([`CanaryResultRecord`]);
+/// 3, per-domain DANE judgement: `smtp_probe` gains `reached_ehlo`, `starttls_forced`,
+/// `limiter_wait_ms`, `dns_host` gains `a_dnssec`, `aaaa_dnssec`; new vocabulary values
+/// `dane=unverified`, signal `starttls_forced_ok`, error class `no_source_address`.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// A string that is not part of a vocabulary.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -159,6 +159,17 @@ pub struct DnsHostRecord {
     pub ede: Vec<String>,
     /// Errors of the lookups, as `qtype:class[: detail]`.
     pub errors: Vec<String>,
+    /// DNSSEC status of the A RRset alone (and its CNAMEs): what DANE rests on for an IPv4
+    /// connection, so an AAAA failure does not touch DANE over IPv4 (RFC 7672 §2.2).
+    #[serde(default = "indeterminate")]
+    pub a_dnssec: DnssecStatus,
+    /// DNSSEC status of the AAAA RRset alone (and its CNAMEs), for IPv6 connections.
+    #[serde(default = "indeterminate")]
+    pub aaaa_dnssec: DnssecStatus,
+}
+
+fn indeterminate() -> DnssecStatus {
+    DnssecStatus::Indeterminate
 }
 
 /// One STARTTLS probe of an IP, port and SNI name (table `smtp_probes`).
@@ -234,6 +245,19 @@ pub struct SmtpProbeRecord {
     pub tlsrpt_results: Vec<TlsRptResult>,
     /// The dialogue, `C: `/`S: ` prefixed lines, capped (TLS bytes not included).
     pub transcript: String,
+    /// The session reached a successful (`250`) EHLO or HELO. Only such sessions count for
+    /// `starttls` and DANE: a host that never got this far was not seen lacking anything.
+    #[serde(default)]
+    pub reached_ehlo: bool,
+    /// `STARTTLS` was sent although the EHLO reply did not advertise it (a secure TLSA RRset
+    /// requires TLS on this host, or `--send-starttls-override always`); its reply is in
+    /// `starttls_reply_code`, and a completed handshake raises `starttls_forced_ok`.
+    #[serde(default)]
+    pub starttls_forced: bool,
+    /// Time spent waiting for mxray's own rate limiters before connecting, milliseconds (not
+    /// part of `connect_ms`).
+    #[serde(default)]
+    pub limiter_wait_ms: Option<u32>,
 }
 
 /// A certificate seen in any chain, deduplicated by SHA-256 (table `certificates`).

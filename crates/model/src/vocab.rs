@@ -161,22 +161,28 @@ vocabulary! {
         /// Secure TLSA, but none of its records is usable for SMTP (e.g. only PKIX-TA/PKIX-EE,
         /// unknown selector or matching type).
         Unusable => "unusable",
+        /// Secure usable TLSA, but no host with it could be checked: no probe of it reached
+        /// EHLO (refused, timed out, tarpitted, 4xx/5xx greeting). Never a downgrade, never
+        /// `valid` for a host nobody checked.
+        Unverified => "unverified",
     }
 }
 
 impl DaneVerdict {
     /// Rank for aggregation over MX hosts: higher is worse. `none` and `insecure` rank lowest
-    /// because they are the absence of DANE rather than a failure of it.
+    /// because they are the absence of DANE rather than a failure of it; `unverified` (nobody
+    /// could check) ranks below every result that was checked.
     pub const fn severity(self) -> u8 {
         match self {
             DaneVerdict::None => 0,
             DaneVerdict::Insecure => 1,
-            DaneVerdict::Valid => 2,
-            DaneVerdict::Partial => 3,
-            DaneVerdict::Unusable => 4,
-            DaneVerdict::Mismatch => 5,
-            DaneVerdict::NoTls => 6,
-            DaneVerdict::Bogus => 7,
+            DaneVerdict::Unverified => 2,
+            DaneVerdict::Valid => 3,
+            DaneVerdict::Partial => 4,
+            DaneVerdict::Unusable => 5,
+            DaneVerdict::Mismatch => 6,
+            DaneVerdict::NoTls => 7,
+            DaneVerdict::Bogus => 8,
         }
     }
 }
@@ -269,10 +275,38 @@ vocabulary! {
         TlsFailedAfterReady => "tls_failed_after_ready",
         /// No STARTTLS although secure TLSA or an enforce MTA-STS policy says TLS is required.
         MissingDespitePolicy => "missing_despite_policy",
+        /// STARTTLS was not advertised, was sent anyway, was accepted (`220`) and the TLS
+        /// handshake completed: the server speaks TLS, so the EHLO reply was rewritten on the
+        /// path.
+        StarttlsForcedOk => "starttls_forced_ok",
         /// Analysis: one vantage sees STARTTLS (or a certificate) on an IP, another does not.
         VantageDisagreement => "vantage_disagreement",
         /// Analysis: an IP that offered STARTTLS in earlier scans from a vantage no longer does.
         HistoryRegression => "history_regression",
+    }
+}
+
+impl StrippingSignal {
+    /// Whether the signal is evidence of an on-path change (DESIGN.md "`stripping_suspected`"),
+    /// as opposed to a weak signal that a server's own failure produces just as well.
+    ///
+    /// Evidence: a masked STARTTLS keyword with STARTTLS itself absent (detection only emits
+    /// it then), an ASA/PIX-style masked banner, STARTTLS accepted and TLS completed although
+    /// the EHLO reply did not offer it, and the cross-vantage/over-time findings of the
+    /// analysis across vantages. Weak: STARTTLS refused after being advertised, TLS failing
+    /// after `220`, STARTTLS missing although a policy requires it, and a history regression
+    /// (all are what a broken, overloaded or reconfigured server does too).
+    pub const fn is_evidence(self) -> bool {
+        match self {
+            StrippingSignal::StarttlsMangled
+            | StrippingSignal::BannerMasked
+            | StrippingSignal::StarttlsForcedOk
+            | StrippingSignal::VantageDisagreement => true,
+            StrippingSignal::HistoryRegression
+            | StrippingSignal::StarttlsRejected
+            | StrippingSignal::TlsFailedAfterReady
+            | StrippingSignal::MissingDespitePolicy => false,
+        }
     }
 }
 
@@ -329,6 +363,9 @@ vocabulary! {
         ConnectUnreachable => "connect_unreachable",
         /// Any other connect failure (e.g. source address not available).
         ConnectError => "connect_error",
+        /// `--source-ip` was given, but none of the destination's address family (an IPv6
+        /// destination with only an IPv4 source, or the reverse): no packet sent.
+        NoSourceAddress => "no_source_address",
         /// Connected, but no greeting in time.
         GreetingTimeout => "greeting_timeout",
         /// Greeting with a 4xx code.

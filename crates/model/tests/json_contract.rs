@@ -196,7 +196,15 @@ fn verdict_strings_are_exactly_design_md() {
             .map(|v| v.to_string())
             .collect::<Vec<_>>(),
         strings(&[
-            "none", "insecure", "bogus", "valid", "partial", "mismatch", "no_tls", "unusable"
+            "none",
+            "insecure",
+            "bogus",
+            "valid",
+            "partial",
+            "mismatch",
+            "no_tls",
+            "unusable",
+            "unverified"
         ])
     );
     assert_eq!(
@@ -269,6 +277,7 @@ fn verdict_strings_are_exactly_design_md() {
             "starttls_rejected",
             "tls_failed_after_ready",
             "missing_despite_policy",
+            "starttls_forced_ok",
             "vantage_disagreement",
             "history_regression"
         ])

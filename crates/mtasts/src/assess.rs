@@ -246,6 +246,10 @@ pub struct MxTlsFacts {
     pub pkix_error: Option<PkixError>,
     /// The host's DANE verdict, when known (for [`dane_conflict`]).
     pub dane: Option<DaneVerdict>,
+    /// No address of the host reached EHLO (refused, timed out, 4xx/5xx greeting): its TLS
+    /// is unknown, so only the pattern check applies to it. A host that never got that far
+    /// is never counted as lacking STARTTLS.
+    pub unreached: bool,
 }
 
 /// Why one MX host does not satisfy a policy (RFC 8461 §4).
@@ -292,7 +296,9 @@ pub fn check_mx_hosts(policy: &Policy, mx: &[MxTlsFacts]) -> Vec<MxCheck> {
             if pattern.is_none() {
                 failures.push(MxFailure::NoPatternMatch);
             }
-            if !m.starttls_ok {
+            if m.unreached {
+                // Nothing about its TLS was seen.
+            } else if !m.starttls_ok {
                 failures.push(MxFailure::NoStarttls);
             } else {
                 if let Some(v) = old_tls(m.tls_version.as_deref()) {
@@ -312,20 +318,26 @@ pub fn check_mx_hosts(policy: &Policy, mx: &[MxTlsFacts]) -> Vec<MxCheck> {
 }
 
 /// `mta_sts_compliant` for a policy: every MX host matches a pattern and offered STARTTLS
-/// (TLS 1.2+) with a PKIX-valid certificate for its name. False when there are no MX hosts.
-/// The mode is not looked at; see [`mta_sts_compliant`] for the domain field.
-pub fn compliance(policy: &Policy, mx: &[MxTlsFacts]) -> bool {
-    !mx.is_empty()
-        && check_mx_hosts(policy, mx)
-            .iter()
-            .all(|c| c.failures.is_empty())
+/// (TLS 1.2+) with a PKIX-valid certificate for its name. `Some(false)` when there are no MX
+/// hosts or any host fails; `None` when no host fails but none could be checked (every MX host
+/// unreached): compliance is then unknown, not false. Unreached hosts beside checked ones
+/// count for their pattern only. The mode is not looked at; see [`mta_sts_compliant`].
+pub fn compliance(policy: &Policy, mx: &[MxTlsFacts]) -> Option<bool> {
+    if mx.is_empty() {
+        return Some(false);
+    }
+    let checks = check_mx_hosts(policy, mx);
+    if checks.iter().any(|c| !c.failures.is_empty()) {
+        return Some(false);
+    }
+    mx.iter().any(|m| !m.unreached).then_some(true)
 }
 
 /// The domain field `mta_sts_compliant`: [`compliance`] for every valid policy, `None` without
 /// one (DESIGN.md). A mode-`none` policy usually lists no `mx`, so it yields `Some(false)`;
 /// filter on `mta_sts` when that matters.
 pub fn mta_sts_compliant(assessment: &MtaStsAssessment, mx: &[MxTlsFacts]) -> Option<bool> {
-    assessment.policy.as_ref().map(|p| compliance(p, mx))
+    assessment.policy.as_ref().and_then(|p| compliance(p, mx))
 }
 
 /// RFC 8461 §2: MTA-STS validation must not override a failing DANE validation. True when the
@@ -555,25 +567,58 @@ mod tests {
     #[test]
     fn compliance_needs_every_host() {
         let p = policy(MtaStsMode::Enforce, &["*.example.com"]);
-        assert!(compliance(
-            &p,
-            &[good("mx1.example.com"), good("MX2.example.com.")]
-        ));
-        assert!(!compliance(&p, &[]));
-        assert!(!compliance(
-            &p,
-            &[good("mx1.example.com"), good("mx.other.net")]
-        ));
+        assert_eq!(
+            compliance(&p, &[good("mx1.example.com"), good("MX2.example.com.")]),
+            Some(true)
+        );
+        assert_eq!(compliance(&p, &[]), Some(false));
+        assert_eq!(
+            compliance(&p, &[good("mx1.example.com"), good("mx.other.net")]),
+            Some(false)
+        );
         let mut old = good("mx1.example.com");
         old.tls_version = Some("TLSv1.1".into());
-        assert!(!compliance(&p, &[old]));
+        assert_eq!(compliance(&p, &[old]), Some(false));
         let mut bad = good("mx1.example.com");
         bad.pkix_valid = false;
         bad.pkix_error = Some(PkixError::NameMismatch);
-        assert!(!compliance(&p, &[bad]));
+        assert_eq!(compliance(&p, &[bad]), Some(false));
         let mut plain = good("mx1.example.com");
         plain.starttls_ok = false;
-        assert!(!compliance(&p, &[plain]));
+        assert_eq!(compliance(&p, &[plain]), Some(false));
+    }
+
+    #[test]
+    fn unreached_hosts_are_never_counted_as_lacking_starttls() {
+        let p = policy(MtaStsMode::Enforce, &["*.example.com"]);
+        let dead = MxTlsFacts {
+            host: "mx2.example.com".into(),
+            unreached: true,
+            ..Default::default()
+        };
+        assert_eq!(compliance(&p, std::slice::from_ref(&dead)), None);
+        assert_eq!(
+            compliance(&p, &[good("mx1.example.com"), dead.clone()]),
+            Some(true)
+        );
+        let outside = MxTlsFacts {
+            host: "mx.other.net".into(),
+            unreached: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            compliance(&p, &[good("mx1.example.com"), outside]),
+            Some(false)
+        );
+        let i = input(DnsOutcome::NoError, &["v=STSv1; id=abc"], lo());
+        let (txt, _) = assess_txt(&i, NOW).expect("fetch");
+        let a = conclude(
+            &i,
+            txt,
+            ok_fetch("version: STSv1\nmode: enforce\nmx: *.example.com\nmax_age: 86400\n"),
+            NOW,
+        );
+        assert!(tlsrpt_results(&a, &[dead]).is_empty());
     }
 
     #[test]

@@ -30,7 +30,7 @@
 //!     pkix_valid: true,
 //!     ..Default::default()
 //! };
-//! assert!(compliance(&policy, &[mx]));
+//! assert_eq!(compliance(&policy, &[mx]), Some(true));
 //! ```
 
 mod assess;

@@ -247,6 +247,12 @@ pub enum DialError {
     /// Anything else (e.g. the source address cannot be bound).
     #[error("connect failed: {0}")]
     Other(Arc<io::Error>),
+    /// `--source-ip` was given, but none of the destination's address family.
+    #[error("no --source-ip of the address family of {ip}")]
+    NoSourceAddress {
+        /// The destination.
+        ip: IpAddr,
+    },
 }
 
 impl DialError {
@@ -269,7 +275,8 @@ impl DialError {
 pub struct Dialer {
     policy: Arc<DestinationPolicy>,
     limits: Arc<RateLimits>,
-    source_ip: Option<IpAddr>,
+    /// At most one source address per family; empty: the OS chooses.
+    source_ips: Vec<IpAddr>,
     connect_timeout: Duration,
     port_remap: Arc<Vec<(u16, u16)>>,
 }
@@ -280,15 +287,29 @@ impl Dialer {
         Dialer {
             policy,
             limits,
-            source_ip: None,
+            source_ips: Vec::new(),
             connect_timeout: Duration::from_secs(10),
             port_remap: Arc::new(Vec::new()),
         }
     }
 
     /// Binds every connection to this local address (`--source-ip`).
-    pub fn with_source_ip(mut self, ip: Option<IpAddr>) -> Self {
-        self.source_ip = ip;
+    pub fn with_source_ip(self, ip: Option<IpAddr>) -> Self {
+        self.with_source_ips(ip.into_iter().collect())
+    }
+
+    /// Binds outgoing connections to these addresses, one per address family (`--source-ip`
+    /// given once for IPv4 and once for IPv6). A later address of the same family replaces an
+    /// earlier one. When any is given, a destination of a family without one is refused with
+    /// [`DialError::NoSourceAddress`] rather than left to the OS: a vantage must not leak out
+    /// of an address the researcher did not choose.
+    pub fn with_source_ips(mut self, ips: Vec<IpAddr>) -> Self {
+        let mut chosen: Vec<IpAddr> = Vec::new();
+        for ip in ips {
+            chosen.retain(|c| c.is_ipv4() != ip.is_ipv4());
+            chosen.push(ip);
+        }
+        self.source_ips = chosen;
         self
     }
 
@@ -316,14 +337,54 @@ impl Dialer {
 
     /// The source address, if bound.
     pub fn source_ip(&self) -> Option<IpAddr> {
-        self.source_ip
+        self.source_ips.first().copied()
+    }
+
+    /// Every configured source address (at most one per family).
+    pub fn source_ips(&self) -> &[IpAddr] {
+        &self.source_ips
+    }
+
+    /// The source address for a destination: `Ok(None)` when none is configured at all.
+    fn source_for(&self, dest: IpAddr) -> Result<Option<IpAddr>, DialError> {
+        if self.source_ips.is_empty() {
+            return Ok(None);
+        }
+        // The socket's family is the destination's as written (an IPv4-mapped IPv6 address
+        // is dialled over IPv6).
+        self.source_ips
+            .iter()
+            .find(|s| s.is_ipv4() == dest.is_ipv4())
+            .copied()
+            .map(Some)
+            .ok_or(DialError::NoSourceAddress { ip: dest })
     }
 
     /// Checks the policy, waits for the rate limits, then connects with the timeout.
     /// The policy check happens here, immediately before connect, whatever produced `addr`.
     pub async fn connect(&self, addr: SocketAddr) -> Result<TcpStream, DialError> {
+        self.admit(addr.ip()).await?;
+        self.connect_admitted(addr).await
+    }
+
+    /// The checks before a connect that cost no packet: the destination policy and a source
+    /// address of the destination's family; then the wait for the rate limiters. Returns how
+    /// long the limiters held the caller back (so probes can record it apart from
+    /// `connect_ms`).
+    pub async fn admit(&self, ip: IpAddr) -> Result<Duration, DialError> {
+        self.policy.check(ip)?;
+        self.source_for(ip)?;
+        let t0 = tokio::time::Instant::now();
+        self.limits.until_ready(ip).await;
+        Ok(t0.elapsed())
+    }
+
+    /// Connects to a destination already [`admit`](Self::admit)ted, without waiting for the
+    /// rate limits again. The destination policy is checked once more, right before the
+    /// connect.
+    pub async fn connect_admitted(&self, addr: SocketAddr) -> Result<TcpStream, DialError> {
         self.policy.check(addr.ip())?;
-        self.limits.until_ready(addr.ip()).await;
+        let source = self.source_for(addr.ip())?;
         let target = match self
             .port_remap
             .iter()
@@ -337,7 +398,7 @@ impl Dialer {
             SocketAddr::V6(_) => TcpSocket::new_v6(),
         }
         .map_err(DialError::from_io)?;
-        if let Some(src) = self.source_ip {
+        if let Some(src) = source {
             socket
                 .bind(SocketAddr::new(src, 0))
                 .map_err(|e| DialError::Other(Arc::new(e)))?;
@@ -462,5 +523,23 @@ mod tests {
             .await
             .expect_err("closed");
         assert!(matches!(err, DialError::Refused), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_destination_without_a_source_of_its_family_is_refused_before_any_packet() {
+        let d = Dialer::new(
+            Arc::new(DestinationPolicy::new(true, vec![])),
+            Arc::new(RateLimits::new(RateConfig::default())),
+        )
+        .with_source_ips(vec![ip("127.0.0.1")]);
+        assert!(matches!(
+            d.admit(ip("::1")).await,
+            Err(DialError::NoSourceAddress { .. })
+        ));
+        assert!(d.admit(ip("127.0.0.2")).await.is_ok());
+        // One per family: a second IPv4 replaces the first, an IPv6 is kept beside it.
+        let d = d.with_source_ips(vec![ip("127.0.0.1"), ip("::1"), ip("127.0.0.3")]);
+        assert_eq!(d.source_ips(), &[ip("::1"), ip("127.0.0.3")]);
+        assert!(d.admit(ip("::1")).await.is_ok());
     }
 }

@@ -25,6 +25,7 @@ pub mod driver;
 pub mod input;
 pub mod journal;
 pub mod pipeline;
+pub mod targets;
 pub mod verdict;
 
 pub use driver::{run_scan, ScanError, ScanJob, ScanOutcome, ScanState};

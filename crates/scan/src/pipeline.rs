@@ -24,7 +24,7 @@ use futures::StreamExt;
 use mxray_dns::{DnsCollector, DomainDns, HostDns};
 use mxray_model::*;
 use mxray_mtasts::{MtaStsInput, MxTlsFacts, PolicyFetcher};
-use mxray_smtp::{ProbeTarget, Prober, TlsaInput};
+use mxray_smtp::{ProbeTarget, Prober};
 use tokio::sync::{mpsc, OnceCell};
 use uuid::Uuid;
 
@@ -32,8 +32,7 @@ use crate::verdict::{self, DomainFacts, HostFacts};
 
 /// At most this many MX hosts per domain are followed (a hostile zone could list thousands).
 pub const MAX_MX_HOSTS: usize = 16;
-/// At most this many addresses per MX host are probed.
-pub const MAX_ADDRESSES_PER_HOST: usize = 8;
+pub use crate::targets::MAX_ADDRESSES_PER_HOST;
 
 /// Live counters, read by the binary's progress display. Never printed from here.
 #[derive(Debug, Default)]
@@ -228,9 +227,7 @@ impl Scanner {
         }
 
         // Probes (all hosts, all addresses) and MTA-STS run concurrently.
-        let probe_jobs = hosts
-            .iter()
-            .map(|h| self.probe_host(domain, &dns, h, progress));
+        let probe_jobs = hosts.iter().map(|h| self.probe_host(h, progress));
         let (probe_sets, sts) =
             tokio::join!(join_all(probe_jobs), self.mta_sts(domain, &dns, progress));
         let mut probes_per_host: Vec<Vec<Arc<SmtpProbeRecord>>> = Vec::with_capacity(hosts.len());
@@ -242,14 +239,14 @@ impl Scanner {
         let mx_facts: Vec<MxTlsFacts> = hosts
             .iter()
             .zip(&probes_per_host)
-            .map(|(h, probes)| mx_tls_facts(&h.host, probes))
+            .map(|(h, probes)| {
+                let probes: Vec<&SmtpProbeRecord> = probes.iter().map(|p| p.as_ref()).collect();
+                verdict::mx_tls_facts(&h.host, &probes)
+            })
             .collect();
         let sts_record = sts.record(self.scan_id, &self.vantage);
         // DESIGN.md: compliance is defined for every valid policy, mode `none` included.
-        let compliant = sts
-            .policy
-            .as_ref()
-            .map(|p| mxray_mtasts::compliance(p, &mx_facts));
+        let compliant = mxray_mtasts::mta_sts_compliant(&sts, &mx_facts);
         let sts_results = mxray_mtasts::tlsrpt_results(&sts, &mx_facts);
         let tlsrpt = mxray_mtasts::parse_tlsrpt(&dns.tls_rpt.records);
 
@@ -285,45 +282,16 @@ impl Scanner {
     }
 
     /// Probes every address of one host once per scan; returns the probes and the records this
-    /// call was first to produce.
+    /// call was first to produce. What is probed depends on the host alone
+    /// ([`crate::targets`]), never on the domain that asked.
     async fn probe_host(
         &self,
-        _domain: &str,
-        dns: &DomainDns,
         host: &HostDns,
         progress: &Progress,
     ) -> (Vec<Arc<SmtpProbeRecord>>, Vec<Record>) {
-        let tlsa = (!host.tlsa.is_empty()).then(|| {
-            let mut base_names = vec![host.host.clone()];
-            if let Some(owner) = &host.tlsa_owner {
-                let base = owner.trim_start_matches("_25._tcp.").to_owned();
-                if !base_names.contains(&base) {
-                    base_names.push(base);
-                }
-            }
-            TlsaInput {
-                records: host.tlsa.clone(),
-                dnssec: verdict_chain(dns.mx_dnssec, host.address_dnssec, host.tlsa_dnssec),
-                base_names,
-            }
-        });
-        let secure_tlsa = tlsa
-            .as_ref()
-            .is_some_and(|t| t.dnssec == DnssecStatus::Secure);
-        let jobs = host
-            .addresses
-            .iter()
-            .take(MAX_ADDRESSES_PER_HOST)
-            .map(|ip| {
-                let target = ProbeTarget {
-                    ip: *ip,
-                    port: self.smtp_port,
-                    sni: Some(host.host.clone()),
-                    tlsa: tlsa.clone(),
-                    tls_required_by_policy: secure_tlsa,
-                };
-                self.probe_once(target, progress)
-            });
+        let jobs = crate::targets::host_targets(host, self.smtp_port, None)
+            .into_iter()
+            .map(|target| self.probe_once(target, progress));
         let mut probes = Vec::new();
         let mut records = Vec::new();
         for (p, mut new) in join_all(jobs).await {
@@ -413,47 +381,6 @@ fn slim_probe(r: &SmtpProbeRecord) -> SmtpProbeRecord {
         transcript: String::new(),
         chain_sha256: r.chain_sha256.iter().take(1).cloned().collect(),
         ..r.clone()
-    }
-}
-
-/// The DNSSEC status a DANE decision rests on: every link (MX RRset, addresses, TLSA) must be
-/// secure; bogus anywhere is bogus.
-fn verdict_chain(mx: DnssecStatus, addr: DnssecStatus, tlsa: DnssecStatus) -> DnssecStatus {
-    let all = [mx, addr, tlsa];
-    if all.contains(&DnssecStatus::Bogus) {
-        DnssecStatus::Bogus
-    } else if all.iter().all(|s| *s == DnssecStatus::Secure) {
-        DnssecStatus::Secure
-    } else if all.contains(&DnssecStatus::Insecure) {
-        DnssecStatus::Insecure
-    } else {
-        DnssecStatus::Indeterminate
-    }
-}
-
-/// MTA-STS facts of one MX host: the host passes only if every address that answered completed
-/// STARTTLS with a PKIX-valid certificate (a sender may be sent to any of them).
-fn mx_tls_facts(host: &str, probes: &[Arc<SmtpProbeRecord>]) -> MxTlsFacts {
-    let answering: Vec<&SmtpProbeRecord> = probes
-        .iter()
-        .map(|p| p.as_ref())
-        .filter(|p| verdict::answered(p))
-        .collect();
-    let ok = !answering.is_empty()
-        && answering
-            .iter()
-            .all(|p| p.result == ProbeResult::StarttlsOk);
-    let pkix = ok && answering.iter().all(|p| p.pkix_valid == Some(true));
-    MxTlsFacts {
-        host: host.to_owned(),
-        starttls_ok: ok,
-        tls_version: answering.iter().find_map(|p| p.tls_version.clone()),
-        pkix_valid: pkix,
-        pkix_error: answering.iter().find_map(|p| p.pkix_error),
-        dane: answering
-            .iter()
-            .map(|p| p.dane)
-            .max_by_key(|d| d.severity()),
     }
 }
 

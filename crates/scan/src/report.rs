@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use mxray_model::{DomainRecord, ProbeResult, SmtpProbeRecord, StrippingSignal};
 use serde::Serialize;
 
-use crate::verdict::answered;
+use crate::verdict::reached;
 
 /// Counts per vantage and field value.
 #[derive(Debug, Default, Serialize)]
@@ -109,7 +109,7 @@ impl Report {
 
     /// Adds one `smtp_probe` record.
     pub fn add_probe(&mut self, p: &SmtpProbeRecord) {
-        if !answered(p) {
+        if !reached(p) {
             return;
         }
         let view = ProbeView {

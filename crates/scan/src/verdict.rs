@@ -1,26 +1,17 @@
 //! Verdict assembly: from the DNS, SMTP and MTA-STS observations of one domain to its
 //! `domain` record (DESIGN.md "Verdict vocabularies of `domain`"). Pure: no I/O, no clock.
 //!
-//! Decisions where DESIGN.md is silent (also in docs/verdicts.md):
-//! - A probe *answered* when the server sent anything SMTP-like (a greeting, even 4xx/5xx).
-//!   Refused, timed-out, unreachable, blocked destinations and silent tarpits did not answer.
-//! - `starttls` counts answering (host, IP) probes: all completed TLS -> `all`, none -> `none`,
-//!   otherwise `some`; no answering probe -> `unreachable`; no mail hosts -> `n/a`.
-//! - `dane` per MX host: no TLSA -> `none`; TLSA whose RRset, address records or MX RRset is
-//!   bogus -> `bogus`; not all secure -> `insecure` (as Postfix: TLSA is only used when the MX
-//!   RRset, the address records and the TLSA RRset all validate); secure -> the worst of its
-//!   answering probes' DANE results (`valid`, `mismatch`, `unusable`, `no_tls`); secure but no
-//!   probe answered -> `no_tls` (a DANE sender cannot deliver securely either).
-//!   Domain: the worst per DESIGN.md's order; all hosts `valid` -> `valid`; some `valid` and the
-//!   rest without usable DANE (`none`/`insecure`) -> `partial`; otherwise `insecure` if any host
-//!   is, else `none`.
-//! - `missing_despite_policy`: an answering probe without STARTTLS on a host that has a secure
-//!   TLSA RRset (DANE is per MX host, RFC 7672 §2.2), or on any MX host of a domain whose
-//!   MTA-STS mode is `enforce` (the policy covers every MX).
+//! A probe is a fact about one address (shared by every domain whose MX points there); every
+//! judgement that depends on the domain is made here, per domain: whether DANE applies (the
+//! MX RRset's DNSSEC status), whether MTA-STS enforce requires TLS, `missing_despite_policy`,
+//! `tlsrpt_results`, the DANE verdict. So verdicts never depend on the order of the input.
+//! The rules, with their RFC sections, are listed in docs/verdicts.md; each has a unit test
+//! below named after its section.
 
 use std::collections::BTreeSet;
 
 use mxray_model::*;
+use mxray_mtasts::MxTlsFacts;
 
 /// The observations of one MX host: its DNS record and the probes of its addresses.
 #[derive(Debug, Clone)]
@@ -45,92 +36,132 @@ pub struct DomainFacts<'a> {
     pub hosts: Vec<HostFacts<'a>>,
     /// The MTA-STS record (always present in a full scan: `none` is a status too).
     pub mta_sts: Option<&'a MtaStsPolicyRecord>,
-    /// MTA-STS compliance from `mxray_mtasts::compliance` (null without a valid policy).
+    /// MTA-STS compliance from `mxray_mtasts::compliance` over [`mx_tls_facts`] (null without
+    /// a valid policy, or when no MX host could be checked).
     pub mta_sts_compliant: Option<bool>,
     /// Valid TLS-RPT record and its `rua` URIs.
     pub tls_rpt: bool,
     pub tls_rpt_rua: Vec<String>,
-    /// RFC 8460 results from the MTA-STS side (`sts-*`).
+    /// RFC 8460 results from the MTA-STS side (`sts-*` and the per-MX results of an active
+    /// policy).
     pub sts_tlsrpt_results: Vec<TlsRptResult>,
 }
 
-/// Whether the server said anything SMTP-like.
-pub fn answered(p: &SmtpProbeRecord) -> bool {
-    use ProbeErrorClass::*;
-    match p.result {
-        ProbeResult::StarttlsOk | ProbeResult::NoStarttls => true,
-        ProbeResult::Error => !matches!(
-            p.error_class,
-            Some(
-                BlockedReserved
-                    | BlockedList
-                    | ConnectRefused
-                    | ConnectTimeout
-                    | ConnectUnreachable
-                    | ConnectError
-                    | GreetingTimeout
-            ) | None
-        ),
-    }
+/// Whether the probe's session reached a successful EHLO/HELO: only such sessions say
+/// anything about STARTTLS or DANE. Refused, timed-out, tarpitted, 4xx/5xx-greeting and closed
+/// sessions did not (DESIGN.md `starttls`).
+pub fn reached(p: &SmtpProbeRecord) -> bool {
+    p.reached_ehlo
 }
 
 fn tls_ok(p: &SmtpProbeRecord) -> bool {
     p.result == ProbeResult::StarttlsOk
 }
 
-fn host_dane(mx_dnssec: DnssecStatus, h: &HostFacts<'_>) -> DaneVerdict {
-    let d = h.dns;
-    if d.tlsa.is_empty() {
-        return if d.tlsa_dnssec == DnssecStatus::Bogus {
+/// The probe-level DANE results of a host whose TLSA RRset is secure (DANE applies to the host
+/// itself, whatever domain points to it).
+fn host_has_secure_tlsa(h: &HostFacts<'_>) -> bool {
+    h.probes
+        .iter()
+        .any(|p| mxray_smtp::tlsrpt::host_dane_applies(p))
+}
+
+/// The DANE verdict of one MX host as one domain sees it.
+///
+/// - No addresses because an address RRset is bogus: `bogus` (RFC 7672 §2.2: the sender must
+///   not deliver); otherwise nothing was looked up: `none`.
+/// - Any probe `bogus` (bogus TLSA, a bogus denial, a failed TLSA lookup behind secure
+///   addresses): `bogus` (RFC 7672 §2.2).
+/// - No secure TLSA: `insecure` when TLSA records exist but are not secure, else `none`.
+/// - Secure TLSA but the domain's MX RRset is not secure: `insecure` (RFC 7672 §2.2.1: the MX
+///   RRset can be forged; a sender may still use the host's TLSA, which the probe's own
+///   `dane` records, but DANE surveys count signed-MX domains only).
+/// - Otherwise the worst result of the probes that reached EHLO (`valid`, `unusable`,
+///   `mismatch`, `no_tls`); no probe reached EHLO: `unverified` (or `unusable`, which DNS
+///   alone tells).
+pub fn host_dane(mx_dnssec: DnssecStatus, h: &HostFacts<'_>) -> DaneVerdict {
+    if h.dns.addresses.is_empty() {
+        let bogus = [h.dns.a_dnssec, h.dns.aaaa_dnssec, h.dns.address_dnssec]
+            .contains(&DnssecStatus::Bogus);
+        return if bogus {
             DaneVerdict::Bogus
         } else {
             DaneVerdict::None
         };
     }
-    let chain = [mx_dnssec, d.address_dnssec, d.tlsa_dnssec];
-    if chain.contains(&DnssecStatus::Bogus) {
+    if h.probes.iter().any(|p| p.dane == DaneVerdict::Bogus) {
         return DaneVerdict::Bogus;
     }
-    if !chain.iter().all(|s| *s == DnssecStatus::Secure) {
+    if !host_has_secure_tlsa(h) {
+        return if h.probes.iter().any(|p| p.dane == DaneVerdict::Insecure)
+            || (!h.dns.tlsa.is_empty() && h.probes.is_empty())
+        {
+            DaneVerdict::Insecure
+        } else {
+            DaneVerdict::None
+        };
+    }
+    if mx_dnssec != DnssecStatus::Secure {
         return DaneVerdict::Insecure;
     }
-    let answering: Vec<&&SmtpProbeRecord> = h.probes.iter().filter(|p| answered(p)).collect();
-    if answering.is_empty() {
-        return DaneVerdict::NoTls;
-    }
-    answering
+    h.probes
         .iter()
-        .map(|p| match p.dane {
-            // A probe that saw secure TLSA but could not check it (no TLS) is a downgrade.
-            DaneVerdict::None | DaneVerdict::Insecure if !tls_ok(p) => DaneVerdict::NoTls,
-            v => v,
-        })
+        .map(|p| p.dane)
+        .filter(|v| *v != DaneVerdict::Unverified)
         .max_by_key(|v| v.severity())
-        .unwrap_or(DaneVerdict::NoTls)
+        .unwrap_or(DaneVerdict::Unverified)
 }
 
-fn aggregate_dane(hosts: &[DaneVerdict]) -> DaneVerdict {
+/// The domain's DANE verdict from its hosts' (DESIGN.md): bogus MX RRset -> `bogus`; then the
+/// worst of bogus > no_tls > mismatch > unusable; hosts no probe reached (`unverified`) are
+/// left out; all remaining hosts `valid` -> `valid`; some `valid`, the rest without DANE ->
+/// `partial`; none checked but some `unverified` -> `unverified`; else `insecure` or `none`.
+pub fn aggregate_dane(mx_dnssec: DnssecStatus, hosts: &[DaneVerdict]) -> DaneVerdict {
     use DaneVerdict::*;
-    if hosts.is_empty() {
-        return None;
+    if mx_dnssec == DnssecStatus::Bogus {
+        return Bogus;
     }
     let worst = hosts
         .iter()
         .copied()
-        .max_by_key(|v| v.severity())
-        .unwrap_or(None);
-    if matches!(worst, Bogus | NoTls | Mismatch | Unusable) {
-        return worst;
+        .filter(|v| matches!(v, Bogus | NoTls | Mismatch | Unusable))
+        .max_by_key(|v| v.severity());
+    if let Some(w) = worst {
+        return w;
     }
-    let valid = hosts.iter().filter(|v| **v == Valid).count();
-    if valid == hosts.len() {
-        Valid
-    } else if valid > 0 {
-        Partial
+    let checked: Vec<DaneVerdict> = hosts.iter().copied().filter(|v| *v != Unverified).collect();
+    let valid = checked.iter().filter(|v| **v == Valid).count();
+    if valid > 0 {
+        return if valid == checked.len() {
+            Valid
+        } else {
+            Partial
+        };
+    }
+    if hosts.contains(&Unverified) {
+        Unverified
     } else if hosts.contains(&Insecure) {
         Insecure
     } else {
         None
+    }
+}
+
+/// MTA-STS facts of one MX host: the host passes only if every address that reached EHLO
+/// completed STARTTLS with a PKIX-valid certificate (a sender may be sent to any of them);
+/// a host none of whose addresses reached EHLO is `unreached` and only pattern-checked.
+pub fn mx_tls_facts(host: &str, probes: &[&SmtpProbeRecord]) -> MxTlsFacts {
+    let reached: Vec<&SmtpProbeRecord> = probes.iter().copied().filter(|p| reached(p)).collect();
+    let ok = !reached.is_empty() && reached.iter().all(|p| tls_ok(p));
+    let pkix = ok && reached.iter().all(|p| p.pkix_valid == Some(true));
+    MxTlsFacts {
+        host: host.to_owned(),
+        starttls_ok: ok,
+        tls_version: reached.iter().find_map(|p| p.tls_version.clone()),
+        pkix_valid: pkix,
+        pkix_error: reached.iter().find_map(|p| p.pkix_error),
+        dane: reached.iter().map(|p| p.dane).max_by_key(|d| d.severity()),
+        unreached: reached.is_empty(),
     }
 }
 
@@ -146,18 +177,21 @@ pub fn assemble(
         .iter()
         .flat_map(|h| h.probes.iter().copied())
         .collect();
-    let answering: Vec<&SmtpProbeRecord> = probes.iter().copied().filter(|p| answered(p)).collect();
+    let reached_probes: Vec<&SmtpProbeRecord> =
+        probes.iter().copied().filter(|p| reached(p)).collect();
     let has_mail_hosts =
         matches!(facts.mx_kind, MxKind::Mx | MxKind::Implicit) && !facts.mx_hosts.is_empty();
 
+    // Counted over (host, address) sessions that reached EHLO: `all` means every place mail
+    // could go offered TLS, `none` that none did.
     let starttls = if !has_mail_hosts {
         StarttlsVerdict::NotApplicable
-    } else if answering.is_empty() {
+    } else if reached_probes.is_empty() {
         StarttlsVerdict::Unreachable
     } else {
-        match answering.iter().filter(|p| tls_ok(p)).count() {
+        match reached_probes.iter().filter(|p| tls_ok(p)).count() {
             0 => StarttlsVerdict::None,
-            n if n == answering.len() => StarttlsVerdict::All,
+            n if n == reached_probes.len() => StarttlsVerdict::All,
             _ => StarttlsVerdict::Some,
         }
     };
@@ -186,7 +220,7 @@ pub fn assemble(
     } else {
         Vec::new()
     };
-    let dane = aggregate_dane(&host_verdicts);
+    let dane = aggregate_dane(facts.mx_dnssec, &host_verdicts);
 
     let (mta_sts, mta_sts_error) = match facts.mta_sts {
         Some(p) => (
@@ -205,37 +239,39 @@ pub fn assemble(
         .iter()
         .flat_map(|p| p.stripping_signals.iter().copied())
         .collect();
-    let host_secure_tlsa = |h: &HostFacts<'_>| {
-        !h.dns.tlsa.is_empty()
-            && [facts.mx_dnssec, h.dns.address_dnssec, h.dns.tlsa_dnssec]
-                .iter()
-                .all(|s| *s == DnssecStatus::Secure)
+    // DANE applies to the host for this domain: its TLSA is secure and so is the MX RRset.
+    let under_dane = |v: DaneVerdict| {
+        matches!(
+            v,
+            DaneVerdict::Valid | DaneVerdict::Mismatch | DaneVerdict::NoTls | DaneVerdict::Unusable
+        )
     };
     let enforce = mta_sts == MtaStsStatus::Enforce;
-    let missing = facts.hosts.iter().any(|h| {
-        (enforce || host_secure_tlsa(h))
+    let missing = facts.hosts.iter().zip(&host_verdicts).any(|(h, v)| {
+        (enforce || under_dane(*v))
             && h.probes
                 .iter()
-                .any(|p| answered(p) && !p.starttls_advertised)
+                .any(|p| reached(p) && !p.starttls_advertised)
     });
     if missing {
         signals.insert(StrippingSignal::MissingDespitePolicy);
     }
 
-    // RFC 8460 reports failures against a policy: a probe's results count only on hosts under
-    // DANE (secure TLSA); the MTA-STS side brings its own (`sts_tlsrpt_results`).
+    // RFC 8460 reports failures against a policy: DANE results for the hosts DANE applies
+    // to for this domain; the MTA-STS side brings its own (`sts_tlsrpt_results`).
     let mut tlsrpt: BTreeSet<TlsRptResult> = facts
         .hosts
         .iter()
-        .filter(|h| host_secure_tlsa(h))
-        .flat_map(|h| {
+        .zip(&host_verdicts)
+        .filter(|(_, v)| under_dane(**v))
+        .flat_map(|(h, _)| {
             h.probes
                 .iter()
-                .flat_map(|p| p.tlsrpt_results.iter().copied())
+                .flat_map(|p| mxray_smtp::tlsrpt::for_probe(p, true))
         })
         .collect();
     tlsrpt.extend(facts.sts_tlsrpt_results.iter().copied());
-    if dane == DaneVerdict::Bogus {
+    if dane == DaneVerdict::Bogus || host_verdicts.contains(&DaneVerdict::Bogus) {
         tlsrpt.insert(TlsRptResult::DnssecInvalid);
     }
 
@@ -282,7 +318,7 @@ pub fn assemble(
         tls_rpt: facts.tls_rpt,
         tls_rpt_rua: facts.tls_rpt_rua.clone(),
         tlsrpt_results: tlsrpt.into_iter().collect(),
-        stripping_suspected: !stripping_signals.is_empty(),
+        stripping_suspected: stripping_signals.iter().any(|s| s.is_evidence()),
         stripping_signals,
         errors,
     }
@@ -297,6 +333,8 @@ mod tests {
         h.host = name.into();
         h.errors.clear();
         h.address_dnssec = dnssec;
+        h.a_dnssec = dnssec;
+        h.aaaa_dnssec = dnssec;
         h.tlsa_dnssec = dnssec;
         if !tlsa {
             h.tlsa.clear();
@@ -304,22 +342,31 @@ mod tests {
         h
     }
 
+    /// A probe record as mxray-smtp writes it for a session that ended this way. `dane` is
+    /// the host-level result (the host's own TLSA against the session).
     fn probe(
         result: ProbeResult,
         class: Option<ProbeErrorClass>,
         dane: DaneVerdict,
         pkix: bool,
     ) -> SmtpProbeRecord {
+        use ProbeErrorClass::*;
         let mut p = examples::smtp_probe();
         p.result = result;
         p.error_class = class;
         p.dane = dane;
+        p.reached_ehlo = result != ProbeResult::Error
+            || matches!(
+                class,
+                Some(Starttls4xx | Starttls5xx | TlsAlert | TlsError | TlsReset | TlsTimeout)
+            );
         p.pkix_valid = if result == ProbeResult::StarttlsOk {
             Some(pkix)
         } else {
             None
         };
         p.starttls_advertised = result == ProbeResult::StarttlsOk;
+        p.starttls_forced = false;
         p.stripping_signals.clear();
         p.tlsrpt_results.clear();
         p
@@ -346,23 +393,27 @@ mod tests {
         }
     }
 
+    fn one<'a>(h: &'a DnsHostRecord, p: &'a SmtpProbeRecord) -> Vec<HostFacts<'a>> {
+        vec![HostFacts {
+            dns: h,
+            probes: vec![p],
+        }]
+    }
+
     fn run(f: &DomainFacts<'_>) -> DomainRecord {
         assemble(f, examples::scan_id(), "default", UtcTime::from_unix(0))
     }
 
+    fn names(n: &[&str]) -> Vec<String> {
+        n.iter().map(|s| s.to_string()).collect()
+    }
+
     #[test]
     fn good_domain_is_all_all_valid() {
-        let names = vec!["mx1.example.com".to_string()];
+        let n = names(&["mx1.example.com"]);
         let h = host("mx1.example.com", true, DnssecStatus::Secure);
         let p = probe(ProbeResult::StarttlsOk, None, DaneVerdict::Valid, true);
-        let r = run(&facts(
-            vec![HostFacts {
-                dns: &h,
-                probes: vec![&p],
-            }],
-            &names,
-            DnssecStatus::Secure,
-        ));
+        let r = run(&facts(one(&h, &p), &n, DnssecStatus::Secure));
         assert_eq!(
             (r.starttls, r.pkix, r.dane),
             (StarttlsVerdict::All, PkixVerdict::All, DaneVerdict::Valid)
@@ -374,7 +425,7 @@ mod tests {
 
     #[test]
     fn two_mx_one_without_starttls_is_some_and_partial_dane() {
-        let names = vec!["a.example.com".to_string(), "b.example.com".to_string()];
+        let n = names(&["a.example.com", "b.example.com"]);
         let a = host("a.example.com", true, DnssecStatus::Secure);
         let b = host("b.example.com", false, DnssecStatus::Secure);
         let pa = probe(ProbeResult::StarttlsOk, None, DaneVerdict::Valid, true);
@@ -390,7 +441,7 @@ mod tests {
                     probes: vec![&pb],
                 },
             ],
-            &names,
+            &n,
             DnssecStatus::Secure,
         ));
         assert_eq!(r.starttls, StarttlsVerdict::Some);
@@ -401,12 +452,12 @@ mod tests {
         );
         assert_eq!(r.dane, DaneVerdict::Partial);
         // b has no TLSA: a DANE sender delivers to it opportunistically, no policy is violated.
-        assert!(!r.stripping_suspected);
+        assert!(r.stripping_signals.is_empty());
     }
 
     #[test]
     fn unreachable_and_na() {
-        let names = vec!["mx.example.com".to_string()];
+        let n = names(&["mx.example.com"]);
         let h = host("mx.example.com", false, DnssecStatus::Insecure);
         let p = probe(
             ProbeResult::Error,
@@ -414,14 +465,7 @@ mod tests {
             DaneVerdict::None,
             false,
         );
-        let r = run(&facts(
-            vec![HostFacts {
-                dns: &h,
-                probes: vec![&p],
-            }],
-            &names,
-            DnssecStatus::Insecure,
-        ));
+        let r = run(&facts(one(&h, &p), &n, DnssecStatus::Insecure));
         assert_eq!(
             (r.starttls, r.pkix, r.dane),
             (
@@ -449,98 +493,260 @@ mod tests {
     }
 
     #[test]
-    fn dane_classes() {
-        let names = vec!["mx.example.com".to_string()];
-        // TLSA in an unsigned zone: insecure, never valid.
-        let h = host("mx.example.com", true, DnssecStatus::Insecure);
-        let p = probe(ProbeResult::StarttlsOk, None, DaneVerdict::Insecure, true);
-        assert_eq!(
-            run(&facts(
-                vec![HostFacts {
-                    dns: &h,
-                    probes: vec![&p]
-                }],
-                &names,
-                DnssecStatus::Secure
-            ))
-            .dane,
-            DaneVerdict::Insecure
-        );
-        // Secure TLSA but the MX RRset is insecure: insecure (Postfix does not use the TLSA).
+    fn design_a_refusing_greeting_never_counts_as_lacking_starttls() {
+        // 554 greeting, 421 greeting, EHLO and HELO refused: none reached EHLO.
+        let n = names(&["mx.example.com"]);
         let h = host("mx.example.com", true, DnssecStatus::Secure);
+        for class in [
+            ProbeErrorClass::Greeting5xx,
+            ProbeErrorClass::Greeting4xx,
+            ProbeErrorClass::EhloRejected,
+            ProbeErrorClass::GreetingTimeout,
+            ProbeErrorClass::ConnectionClosed,
+        ] {
+            let p = probe(
+                ProbeResult::Error,
+                Some(class),
+                DaneVerdict::Unverified,
+                false,
+            );
+            let mut pol = examples::mta_sts_policy();
+            pol.status = MtaStsStatus::Enforce;
+            pol.error_class = None;
+            let mut f = facts(one(&h, &p), &n, DnssecStatus::Secure);
+            f.mta_sts = Some(&pol);
+            let r = run(&f);
+            assert_eq!(r.starttls, StarttlsVerdict::Unreachable, "{class}");
+            assert_eq!(r.dane, DaneVerdict::Unverified, "{class}: never no_tls");
+            assert!(
+                r.stripping_signals.is_empty(),
+                "{class}: {:?}",
+                r.stripping_signals
+            );
+            assert!(!r.stripping_suspected);
+            assert!(!r
+                .tlsrpt_results
+                .contains(&TlsRptResult::StarttlsNotSupported));
+        }
+    }
+
+    #[test]
+    fn design_dane_leaves_unreached_hosts_out_of_the_aggregate() {
+        use DaneVerdict::*;
+        let s = DnssecStatus::Secure;
+        assert_eq!(aggregate_dane(s, &[Valid, Unverified]), Valid);
+        assert_eq!(aggregate_dane(s, &[Unverified, Unverified]), Unverified);
+        assert_eq!(aggregate_dane(s, &[Valid, None, Unverified]), Partial);
+        assert_eq!(aggregate_dane(s, &[Unverified, None]), Unverified);
+        assert_eq!(aggregate_dane(s, &[Mismatch, Unverified, Valid]), Mismatch);
+        assert_eq!(aggregate_dane(s, &[Insecure, None]), Insecure);
+        assert_eq!(aggregate_dane(s, &[]), None);
+        // Worst first: bogus > no_tls > mismatch > unusable.
         assert_eq!(
-            run(&facts(
-                vec![HostFacts {
-                    dns: &h,
-                    probes: vec![&p]
-                }],
-                &names,
-                DnssecStatus::Insecure
-            ))
-            .dane,
+            aggregate_dane(s, &[Unusable, Mismatch, NoTls, Bogus]),
+            Bogus
+        );
+        assert_eq!(aggregate_dane(s, &[Unusable, Mismatch, NoTls]), NoTls);
+        assert_eq!(aggregate_dane(s, &[Unusable, Mismatch]), Mismatch);
+        assert_eq!(aggregate_dane(s, &[Unusable, Valid]), Unusable);
+    }
+
+    #[test]
+    fn rfc7672_2_2_1_an_unsigned_mx_rrset_keeps_the_domain_insecure_on_a_dane_host() {
+        // One provider host with a secure, matching TLSA; one probe of it, shared.
+        let n = names(&["mx.provider.example"]);
+        let h = host("mx.provider.example", true, DnssecStatus::Secure);
+        let p = probe(ProbeResult::StarttlsOk, None, DaneVerdict::Valid, true);
+        let signed = run(&facts(one(&h, &p), &n, DnssecStatus::Secure));
+        let unsigned = run(&facts(one(&h, &p), &n, DnssecStatus::Insecure));
+        assert_eq!(signed.dane, DaneVerdict::Valid);
+        assert_eq!(unsigned.dane, DaneVerdict::Insecure);
+        // The host-level match stays in the (shared) probe for both.
+        assert_eq!(p.dane, DaneVerdict::Valid);
+        // And a domain whose MX RRset is indeterminate is not valid either.
+        assert_eq!(
+            run(&facts(one(&h, &p), &n, DnssecStatus::Indeterminate)).dane,
             DaneVerdict::Insecure
         );
-        // Bogus.
-        let hb = host("mx.example.com", true, DnssecStatus::Bogus);
+    }
+
+    #[test]
+    fn rfc7672_2_2_missing_despite_policy_belongs_to_the_domain_not_the_probe() {
+        // A DANE host that lacks STARTTLS, shared by a signed and an unsigned domain.
+        let n = names(&["mx.provider.example"]);
+        let h = host("mx.provider.example", true, DnssecStatus::Secure);
+        let p = probe(ProbeResult::NoStarttls, None, DaneVerdict::NoTls, false);
+        let signed = run(&facts(one(&h, &p), &n, DnssecStatus::Secure));
+        assert_eq!(signed.dane, DaneVerdict::NoTls);
+        assert_eq!(
+            signed.stripping_signals,
+            vec![StrippingSignal::MissingDespitePolicy]
+        );
+        assert!(!signed.stripping_suspected, "a weak signal alone");
+        assert!(signed
+            .tlsrpt_results
+            .contains(&TlsRptResult::StarttlsNotSupported));
+        let unsigned = run(&facts(one(&h, &p), &n, DnssecStatus::Insecure));
+        assert_eq!(unsigned.dane, DaneVerdict::Insecure);
+        assert!(unsigned.stripping_signals.is_empty());
+        assert!(unsigned.tlsrpt_results.is_empty());
+        // An MTA-STS enforce policy requires TLS on every MX host.
+        let plain = host("mx.provider.example", false, DnssecStatus::Insecure);
+        let pp = probe(ProbeResult::NoStarttls, None, DaneVerdict::None, false);
+        let mut pol = examples::mta_sts_policy();
+        pol.status = MtaStsStatus::Enforce;
+        pol.error_class = None;
+        let mut f = facts(one(&plain, &pp), &n, DnssecStatus::Insecure);
+        f.mta_sts = Some(&pol);
+        assert_eq!(
+            run(&f).stripping_signals,
+            vec![StrippingSignal::MissingDespitePolicy]
+        );
+    }
+
+    #[test]
+    fn rfc7672_2_1_1_a_bogus_mx_rrset_is_bogus_not_none() {
+        let mut f = facts(vec![], &[], DnssecStatus::Bogus);
+        f.mx_kind = MxKind::Error;
+        f.mx_rcode = DnsOutcome::ServFail;
+        let r = run(&f);
+        assert_eq!(r.dane, DaneVerdict::Bogus);
+        assert!(r.tlsrpt_results.contains(&TlsRptResult::DnssecInvalid));
+        assert_eq!(r.starttls, StarttlsVerdict::NotApplicable);
+    }
+
+    #[test]
+    fn rfc7672_2_2_bogus_address_records_are_bogus() {
+        let n = names(&["mx.example.com"]);
+        let mut h = host("mx.example.com", false, DnssecStatus::Secure);
+        h.addresses.clear();
+        h.a_dnssec = DnssecStatus::Bogus;
+        h.address_dnssec = DnssecStatus::Bogus;
+        h.address_rcode = DnsOutcome::ServFail;
         let r = run(&facts(
             vec![HostFacts {
-                dns: &hb,
-                probes: vec![&p],
+                dns: &h,
+                probes: vec![],
             }],
-            &names,
+            &n,
             DnssecStatus::Secure,
         ));
         assert_eq!(r.dane, DaneVerdict::Bogus);
         assert!(r.tlsrpt_results.contains(&TlsRptResult::DnssecInvalid));
-        // Secure TLSA, no STARTTLS: no_tls, and missing_despite_policy.
-        let pn = probe(ProbeResult::NoStarttls, None, DaneVerdict::NoTls, false);
-        let r = run(&facts(
-            vec![HostFacts {
-                dns: &h,
-                probes: vec![&pn],
-            }],
-            &names,
-            DnssecStatus::Secure,
-        ));
-        assert_eq!(r.dane, DaneVerdict::NoTls);
-        assert!(r.stripping_suspected);
+        assert_eq!(r.starttls, StarttlsVerdict::Unreachable);
+    }
+
+    #[test]
+    fn rfc7672_2_2_a_failed_tlsa_lookup_behind_secure_addresses_is_bogus() {
+        // mxray-smtp gives such a host `dane = bogus` (targets::tlsa_input); the domain too.
+        let n = names(&["mx.example.com"]);
+        let mut h = host("mx.example.com", false, DnssecStatus::Secure);
+        h.tlsa_rcode = DnsOutcome::ServFail;
+        h.tlsa_dnssec = DnssecStatus::Indeterminate;
+        let p = probe(ProbeResult::StarttlsOk, None, DaneVerdict::Bogus, true);
+        let r = run(&facts(one(&h, &p), &n, DnssecStatus::Secure));
+        assert_eq!(r.dane, DaneVerdict::Bogus);
+        assert!(r.tlsrpt_results.contains(&TlsRptResult::DnssecInvalid));
+    }
+
+    #[test]
+    fn rfc7672_2_2_unusable_records_on_a_host_without_starttls_are_no_tls() {
+        let n = names(&["mx.example.com"]);
+        let h = host("mx.example.com", true, DnssecStatus::Secure);
+        let p = probe(ProbeResult::NoStarttls, None, DaneVerdict::NoTls, false);
+        assert_eq!(
+            run(&facts(one(&h, &p), &n, DnssecStatus::Secure)).dane,
+            DaneVerdict::NoTls
+        );
+        let t = probe(ProbeResult::StarttlsOk, None, DaneVerdict::Unusable, true);
+        assert_eq!(
+            run(&facts(one(&h, &t), &n, DnssecStatus::Secure)).dane,
+            DaneVerdict::Unusable
+        );
+    }
+
+    #[test]
+    fn dane_classes() {
+        let n = names(&["mx.example.com"]);
+        // TLSA in an unsigned zone: insecure, never valid.
+        let h = host("mx.example.com", true, DnssecStatus::Insecure);
+        let p = probe(ProbeResult::StarttlsOk, None, DaneVerdict::Insecure, true);
+        assert_eq!(
+            run(&facts(one(&h, &p), &n, DnssecStatus::Secure)).dane,
+            DaneVerdict::Insecure
+        );
+        // Bogus TLSA.
+        let hb = host("mx.example.com", true, DnssecStatus::Bogus);
+        let pb = probe(ProbeResult::StarttlsOk, None, DaneVerdict::Bogus, true);
+        let r = run(&facts(one(&hb, &pb), &n, DnssecStatus::Secure));
+        assert_eq!(r.dane, DaneVerdict::Bogus);
+        assert!(r.tlsrpt_results.contains(&TlsRptResult::DnssecInvalid));
         // Mismatch beats valid on another host.
-        let names2 = vec!["a".to_string(), "b".to_string()];
+        let n2 = names(&["a", "b"]);
+        let hs = host("mx.example.com", true, DnssecStatus::Secure);
         let pv = probe(ProbeResult::StarttlsOk, None, DaneVerdict::Valid, true);
         let pm = probe(ProbeResult::StarttlsOk, None, DaneVerdict::Mismatch, true);
         let r = run(&facts(
             vec![
                 HostFacts {
-                    dns: &h,
+                    dns: &hs,
                     probes: vec![&pv],
                 },
                 HostFacts {
-                    dns: &h,
+                    dns: &hs,
                     probes: vec![&pm],
                 },
             ],
-            &names2,
+            &n2,
             DnssecStatus::Secure,
         ));
         assert_eq!(r.dane, DaneVerdict::Mismatch);
+        assert!(r.tlsrpt_results.contains(&TlsRptResult::TlsaInvalid));
+    }
+
+    #[test]
+    fn design_stripping_suspected_needs_evidence_not_a_weak_signal() {
+        let n = names(&["mx.example.com"]);
+        let h = host("mx.example.com", false, DnssecStatus::Insecure);
+        for (signal, suspected) in [
+            (StrippingSignal::StarttlsRejected, false),
+            (StrippingSignal::TlsFailedAfterReady, false),
+            (StrippingSignal::StarttlsMangled, true),
+            (StrippingSignal::BannerMasked, true),
+            (StrippingSignal::StarttlsForcedOk, true),
+        ] {
+            let mut p = probe(ProbeResult::NoStarttls, None, DaneVerdict::None, false);
+            p.stripping_signals = vec![signal];
+            let r = run(&facts(one(&h, &p), &n, DnssecStatus::Insecure));
+            assert_eq!(r.stripping_signals, vec![signal]);
+            assert_eq!(r.stripping_suspected, suspected, "{signal}");
+        }
+    }
+
+    #[test]
+    fn rfc8461_4_unreached_mx_hosts_are_not_non_compliant() {
+        let dead = probe(
+            ProbeResult::Error,
+            Some(ProbeErrorClass::Greeting5xx),
+            DaneVerdict::None,
+            false,
+        );
+        let f = mx_tls_facts("mx.example.com", &[&dead]);
+        assert!(f.unreached);
+        let ok = probe(ProbeResult::StarttlsOk, None, DaneVerdict::None, true);
+        let f = mx_tls_facts("mx.example.com", &[&dead, &ok]);
+        assert!(!f.unreached && f.starttls_ok && f.pkix_valid);
     }
 
     #[test]
     fn mta_sts_fields_come_from_the_policy_record() {
-        let names = vec!["mx.example.com".to_string()];
+        let n = names(&["mx.example.com"]);
         let h = host("mx.example.com", false, DnssecStatus::Insecure);
         let p = probe(ProbeResult::NoStarttls, None, DaneVerdict::None, false);
         let mut pol = examples::mta_sts_policy();
         pol.status = MtaStsStatus::Enforce;
         pol.error_class = None;
-        let mut f = facts(
-            vec![HostFacts {
-                dns: &h,
-                probes: vec![&p],
-            }],
-            &names,
-            DnssecStatus::Insecure,
-        );
+        let mut f = facts(one(&h, &p), &n, DnssecStatus::Insecure);
         f.mta_sts = Some(&pol);
         f.mta_sts_compliant = Some(false);
         let r = run(&f);
@@ -550,24 +756,22 @@ mod tests {
         assert!(r
             .stripping_signals
             .contains(&StrippingSignal::MissingDespitePolicy));
+        assert!(!r.stripping_suspected);
 
         pol.status = MtaStsStatus::FetchError;
         pol.error_class = Some(MtaStsError::Redirect);
-        pol.mode = None;
-        let mut f = facts(
-            vec![HostFacts {
-                dns: &h,
-                probes: vec![&p],
-            }],
-            &names,
-            DnssecStatus::Insecure,
-        );
+        pol.mode = Option::None;
+        let mut f = facts(one(&h, &p), &n, DnssecStatus::Insecure);
         f.mta_sts = Some(&pol);
         f.mta_sts_compliant = Some(true);
         let r = run(&f);
         assert_eq!(
             (r.mta_sts, r.mta_sts_error, r.mta_sts_compliant),
-            (MtaStsStatus::FetchError, Some(MtaStsError::Redirect), None)
+            (
+                MtaStsStatus::FetchError,
+                Some(MtaStsError::Redirect),
+                Option::None
+            )
         );
         assert!(!r.stripping_suspected);
     }

@@ -74,6 +74,14 @@ fn ip_text(b: &[u8]) -> String {
     }
 }
 
+/// The key type and size of a DER certificate (`RSA 2048`, `EC P-256`, `Ed25519`, `DSA`, ...),
+/// None when it does not parse.
+pub fn key_description(der: &[u8]) -> Option<String> {
+    X509Certificate::from_der(der)
+        .ok()
+        .map(|(_, c)| key_type(&c))
+}
+
 fn key_type(cert: &X509Certificate<'_>) -> String {
     let spki = cert.public_key();
     let alg = spki.algorithm.algorithm.to_id_string();

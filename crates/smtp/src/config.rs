@@ -2,6 +2,21 @@
 
 use std::time::Duration;
 
+/// When to send STARTTLS although the EHLO reply does not advertise it
+/// (`--send-starttls-override`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StarttlsOverride {
+    /// Only where the host's own DNS requires TLS (a secure TLSA RRset, RFC 7672 §2.2): the
+    /// default, because a server there that accepts the command proves the EHLO reply was
+    /// rewritten, and elsewhere a server may hide the keyword on purpose.
+    #[default]
+    Policy,
+    /// On every host (zgrab2's `--send-starttls-override`).
+    Always,
+    /// Never.
+    Never,
+}
+
 /// How a probe behaves. Build with `ProbeConfig::default()` and override fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -36,6 +51,8 @@ pub struct ProbeConfig {
     /// KiB, so this bounds memory and file descriptors, not politeness (that is the rate
     /// limits' job).
     pub concurrency: usize,
+    /// When STARTTLS is sent without being advertised. Default [`StarttlsOverride::Policy`].
+    pub starttls_override: StarttlsOverride,
 }
 
 impl Default for ProbeConfig {
@@ -51,6 +68,7 @@ impl Default for ProbeConfig {
             max_transcript: 8 * 1024,
             extra_roots_pem: Vec::new(),
             concurrency: 1000,
+            starttls_override: StarttlsOverride::Policy,
         }
     }
 }

@@ -38,6 +38,7 @@ pub mod cert;
 mod config;
 pub mod dane;
 pub mod danger;
+pub mod judge;
 pub mod machine;
 pub mod pkix;
 mod probe;
@@ -45,8 +46,8 @@ pub mod reply;
 pub mod signals;
 pub mod tlsrpt;
 
-pub use config::ProbeConfig;
-pub use dane::{DaneOutcome, TlsaInput};
+pub use config::{ProbeConfig, StarttlsOverride};
+pub use dane::{DaneOutcome, Session, TlsaInput};
 pub use machine::{Action, Dialogue, State};
 pub use probe::{classify_tls_error, dial_error_class, Prefixed, ProbeOutput, ProbeTarget, Prober};
 

@@ -7,7 +7,10 @@
 //! the dialogue turns them into a recorded error class that depends on where it happened.
 //!
 //! The dialogue never sends MAIL, RCPT or DATA: greeting, EHLO (HELO on a 5xx), STARTTLS,
-//! EHLO again after TLS, QUIT.
+//! EHLO again after TLS, QUIT. With [`Dialogue::force_starttls`] it sends STARTTLS even when
+//! the EHLO reply does not advertise it (zgrab2's `--send-starttls-override`): a `220` and a
+//! completed handshake then prove that the server speaks TLS and the EHLO reply was rewritten
+//! on the path; a refusal is the expected answer of a server without STARTTLS, not an error.
 
 use mxray_model::ProbeErrorClass;
 
@@ -86,6 +89,8 @@ pub struct Observations {
     pub ehlo_keywords: Vec<String>,
     /// STARTTLS among the keywords.
     pub starttls_advertised: bool,
+    /// STARTTLS was sent although not advertised (forced).
+    pub starttls_forced: bool,
     /// The reply to STARTTLS.
     pub starttls_reply: Option<Reply>,
     /// The TLS handshake completed.
@@ -102,11 +107,19 @@ pub struct Observations {
     pub tls_alert: Option<u8>,
 }
 
+impl Observations {
+    /// The session reached a successful (`250`) EHLO or HELO.
+    pub fn reached_ehlo(&self) -> bool {
+        self.ehlo.as_ref().is_some_and(|r| r.code == 250)
+    }
+}
+
 /// The client side of one SMTP session.
 #[derive(Debug, Clone)]
 pub struct Dialogue {
     state: State,
     ehlo_name: String,
+    force_starttls: bool,
     obs: Observations,
 }
 
@@ -116,8 +129,15 @@ impl Dialogue {
         Dialogue {
             state: State::ExpectGreeting,
             ehlo_name: ehlo_name.into(),
+            force_starttls: false,
             obs: Observations::default(),
         }
+    }
+
+    /// Sends STARTTLS after a successful EHLO even when the reply does not advertise it.
+    pub fn force_starttls(mut self, force: bool) -> Self {
+        self.force_starttls = force;
+        self
     }
 
     /// The current state.
@@ -190,6 +210,10 @@ impl Dialogue {
                     if self.obs.starttls_advertised {
                         self.state = State::ExpectStartTlsReply;
                         Action::Send("STARTTLS".into())
+                    } else if self.force_starttls {
+                        self.obs.starttls_forced = true;
+                        self.state = State::ExpectStartTlsReply;
+                        Action::Send("STARTTLS".into())
                     } else {
                         self.quit()
                     }
@@ -228,6 +252,8 @@ impl Dialogue {
                         self.state = State::ExpectTlsHandshake;
                         Action::StartTls
                     }
+                    // Not offered, asked anyway, refused: what a server without STARTTLS says.
+                    400..=599 if self.obs.starttls_forced => self.quit(),
                     400..=499 => {
                         self.fail(ProbeErrorClass::Starttls4xx, detail);
                         self.quit()
@@ -471,6 +497,36 @@ mod tests {
             d.observations().error.as_ref().map(|e| e.0),
             Some(ProbeErrorClass::PostTlsError)
         );
+    }
+
+    #[test]
+    fn forced_starttls_is_sent_when_not_advertised_and_a_refusal_is_no_error() {
+        let mut d = Dialogue::new("s").force_starttls(true);
+        d.on_reply(reply(220, &["x"]));
+        assert_eq!(
+            d.on_reply(reply(250, &["mx", "SIZE 1"])),
+            Action::Send("STARTTLS".into())
+        );
+        assert_eq!(
+            d.on_reply(reply(502, &["5.5.1 unrecognized"])),
+            Action::Send("QUIT".into())
+        );
+        let o = d.observations();
+        assert!(o.starttls_forced && !o.starttls_advertised && o.error.is_none());
+        assert_eq!(o.starttls_reply.as_ref().map(|r| r.code), Some(502));
+
+        let mut d = Dialogue::new("s").force_starttls(true);
+        d.on_reply(reply(220, &["x"]));
+        d.on_reply(reply(250, &["mx", "XXXXXXXA"]));
+        assert_eq!(d.on_reply(reply(220, &["go ahead"])), Action::StartTls);
+        d.on_tls_established();
+        assert!(d.observations().starttls_forced && d.observations().tls_completed);
+
+        // Advertised: forcing changes nothing.
+        let mut d = Dialogue::new("s").force_starttls(true);
+        d.on_reply(reply(220, &["x"]));
+        d.on_reply(reply(250, &["mx", "STARTTLS"]));
+        assert!(!d.observations().starttls_forced);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The thin tokio driver: sockets, timers and rustls around the sans-io [`Dialogue`].
+//! The thin tokio driver: sockets, timers and rustls around the sans-io [`Dialogue`]. What the
+//! session showed is turned into the record by the pure [`crate::judge`].
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -7,9 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use mxray_model::{
-    CertificateRecord, DaneVerdict, ProbeErrorClass, ProbeResult, SmtpProbeRecord, UtcTime,
-};
+use mxray_model::{CertificateRecord, ProbeErrorClass, SmtpProbeRecord, UtcTime};
 use mxray_net::{DialError, Dialer, Refusal};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{AlertDescription, ClientConfig, ProtocolVersion};
@@ -19,13 +18,13 @@ use tokio::time::{timeout_at, Instant};
 use tokio_rustls::TlsConnector;
 use uuid::Uuid;
 
-use crate::cert::{certificate_record, sha256_hex};
-use crate::dane::{self, TlsaInput};
-use crate::danger::RecordingVerifier;
+use crate::dane::TlsaInput;
+use crate::danger::{EngineLimit, RecordingVerifier};
+use crate::judge::{self, Judge, SessionFacts, Timings, TlsFacts};
 use crate::machine::{Action, Dialogue, IoFailure, State};
 use crate::pkix::PkixChecker;
 use crate::reply::{Reply, ReplyError, ReplyParser};
-use crate::{signals, tlsrpt, ProbeConfig, SmtpError};
+use crate::{ProbeConfig, SmtpError, StarttlsOverride};
 
 /// One destination to probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,25 +33,35 @@ pub struct ProbeTarget {
     pub ip: IpAddr,
     /// Destination port (25 unless `--smtp-port`).
     pub port: u16,
-    /// The MX host name: sent as SNI (required for DANE) and checked by PKIX. None for a
-    /// bare IP target: no SNI, `pkix_valid` null.
+    /// The name sent as SNI and checked by PKIX: the TLSA base domain for a DANE host
+    /// (RFC 7672 §8.1), else the MX host name. None for a bare IP target: no SNI,
+    /// `pkix_valid` null.
     pub sni: Option<String>,
-    /// The host's TLSA RRset, when the DNS side found one.
+    /// The host's TLSA RRset as it applies to this address, when the DNS side found one (or
+    /// a bogus/failed answer). A fact about the host, never about a domain using it.
     pub tlsa: Option<TlsaInput>,
-    /// A secure TLSA RRset or an enforce MTA-STS policy requires TLS for this host
-    /// (drives the `missing_despite_policy` signal).
-    pub tls_required_by_policy: bool,
 }
 
 impl ProbeTarget {
-    /// A bare `ip:port` target: no SNI, no TLSA, no policy.
+    /// A bare `ip:port` target: no SNI, no TLSA.
     pub fn new(ip: IpAddr, port: u16) -> Self {
         ProbeTarget {
             ip,
             port,
             sni: None,
             tlsa: None,
-            tls_required_by_policy: false,
+        }
+    }
+
+    /// Whether STARTTLS is sent even when the EHLO reply does not advertise it: always or
+    /// never by `--send-starttls-override`, otherwise (`policy`) when the host's own DNS
+    /// requires TLS (a secure TLSA RRset). The decision rests on the host alone, so a probe
+    /// shared by several domains behaves the same whichever domain came first.
+    pub fn forces_starttls(&self, mode: StarttlsOverride) -> bool {
+        match mode {
+            StarttlsOverride::Always => true,
+            StarttlsOverride::Never => false,
+            StarttlsOverride::Policy => self.tlsa.as_ref().is_some_and(TlsaInput::requires_tls),
         }
     }
 }
@@ -81,6 +90,18 @@ struct Inner {
     tls: Arc<ClientConfig>,
     pkix: PkixChecker,
     permits: Semaphore,
+}
+
+impl Inner {
+    fn judge(&self) -> Judge<'_> {
+        Judge {
+            scan_id: self.scan_id,
+            vantage: &self.vantage,
+            pkix: &self.pkix,
+            max_reply: self.cfg.max_reply,
+            now: UnixTime::now(),
+        }
+    }
 }
 
 impl Prober {
@@ -124,13 +145,34 @@ impl Prober {
     }
 
     /// Probes one target. Never fails: whatever the peer (or the policy) did is in the record.
+    ///
+    /// The rate limiters are waited for before a concurrency slot is taken, so a probe held
+    /// back by the per-IP limit does not keep a slot from probes of other addresses. A probe
+    /// that then had to wait for a slot asks the limiters again, so connects released
+    /// together after a slot shortage still keep the configured spacing.
     pub async fn probe(&self, target: &ProbeTarget) -> ProbeOutput {
+        let probed_at = UtcTime::now();
+        let mut limiter_wait = Duration::ZERO;
+        let admitted = self.inner.dialer.admit(target.ip).await;
+        if let Ok(w) = admitted {
+            limiter_wait += w;
+        }
+        let slot_wait = Instant::now();
         // The semaphore is never closed; if it were, probing without a permit is harmless.
         let _permit = self.inner.permits.acquire().await.ok();
-        let probed_at = UtcTime::now();
+        if admitted.is_ok() && slot_wait.elapsed() > Duration::from_millis(100) {
+            if let Ok(w) = self.inner.dialer.admit(target.ip).await {
+                limiter_wait += w;
+            }
+        }
         let start = Instant::now();
-        let mut run = Run::new(&self.inner, start);
-        run.session(target).await;
+        let force = target.forces_starttls(self.inner.cfg.starttls_override);
+        let mut run = Run::new(&self.inner, start, force);
+        run.limiter_wait_ms = Some(ms(limiter_wait));
+        match admitted {
+            Err(e) => run.pre_connect = Some((dial_error_class(&e), e.to_string())),
+            Ok(_) => run.session(target).await,
+        }
         run.finish(target, probed_at)
     }
 }
@@ -149,6 +191,7 @@ struct Run<'a> {
     ehlo_ms: Option<u32>,
     starttls_ms: Option<u32>,
     tls_ms: Option<u32>,
+    limiter_wait_ms: Option<u32>,
     sent_at: Instant,
     sni_sent: Option<String>,
     tls_version: Option<String>,
@@ -163,13 +206,13 @@ fn ms(d: Duration) -> u32 {
 }
 
 impl<'a> Run<'a> {
-    fn new(inner: &'a Inner, start: Instant) -> Self {
+    fn new(inner: &'a Inner, start: Instant, force_starttls: bool) -> Self {
         let cfg = &inner.cfg;
         Run {
             inner,
             start,
             deadline: start + cfg.session_deadline,
-            dialogue: Dialogue::new(cfg.ehlo_name.clone()),
+            dialogue: Dialogue::new(cfg.ehlo_name.clone()).force_starttls(force_starttls),
             parser: ReplyParser::new(cfg.max_line, cfg.max_reply),
             transcript: String::new(),
             transcript_full: false,
@@ -178,6 +221,7 @@ impl<'a> Run<'a> {
             ehlo_ms: None,
             starttls_ms: None,
             tls_ms: None,
+            limiter_wait_ms: None,
             sent_at: start,
             sni_sent: None,
             tls_version: None,
@@ -208,10 +252,10 @@ impl<'a> Run<'a> {
     async fn session(&mut self, target: &ProbeTarget) {
         let addr = SocketAddr::new(target.ip, target.port);
         let t0 = Instant::now();
-        // No session deadline around connect: the dialer's wait for the rate limits is
-        // politeness, not the peer's doing, and its connect has its own timeout. The session
-        // deadline starts once the connection is up.
-        let tcp = match self.inner.dialer.connect(addr).await {
+        // The rate limits were waited for before (`Prober::probe`): `connect_ms` is the TCP
+        // handshake alone. No session deadline around connect: it has its own timeout, and
+        // the session deadline starts once the connection is up.
+        let tcp = match self.inner.dialer.connect_admitted(addr).await {
             Err(e) => {
                 self.pre_connect = Some((dial_error_class(&e), e.to_string()));
                 return;
@@ -396,121 +440,31 @@ impl<'a> Run<'a> {
     }
 
     fn finish(self, target: &ProbeTarget, probed_at: UtcTime) -> ProbeOutput {
-        let inner = self.inner;
-        let total_ms = ms(self.start.elapsed());
-        let obs = self.dialogue.into_observations();
-        let error = self.pre_connect.clone().or_else(|| obs.error.clone());
-        let reached_ehlo = obs.ehlo.is_some();
-        let result = if obs.tls_completed {
-            ProbeResult::StarttlsOk
-        } else if error.is_none() && reached_ehlo && !obs.starttls_advertised {
-            ProbeResult::NoStarttls
-        } else {
-            ProbeResult::Error
-        };
-        let (pkix_valid, pkix_error) = match (&self.sni_sent, obs.tls_completed) {
-            (Some(name), true) => {
-                match inner
-                    .pkix
-                    .check(&self.chain, name.trim_end_matches('.'), UnixTime::now())
-                {
-                    Ok(()) => (Some(true), None),
-                    Err(e) => (Some(false), Some(e)),
-                }
-            }
-            _ => (None, None),
-        };
-        let (dane, dane_match) = match &target.tlsa {
-            Some(tlsa) => {
-                let chain: &[CertificateDer<'static>] =
-                    if obs.tls_completed { &self.chain } else { &[] };
-                let out = dane::verify(chain, tlsa, self.sni_sent.as_deref());
-                // A session that never reached EHLO says nothing about a downgrade.
-                let verdict = if out.verdict == DaneVerdict::NoTls && !reached_ehlo {
-                    DaneVerdict::None
-                } else {
-                    out.verdict
-                };
-                (verdict, out.match_label())
-            }
-            None => (DaneVerdict::None, None),
-        };
-        let stripping_signals = signals::detect(&obs, target.tls_required_by_policy);
-        let cap = |s: String, n: usize| -> String {
-            if s.len() <= n {
-                s
-            } else {
-                let mut end = n;
-                while !s.is_char_boundary(end) {
-                    end -= 1;
-                }
-                s[..end].to_owned()
-            }
-        };
-        let max = inner.cfg.max_reply;
-        let mut certificates: Vec<CertificateRecord> = Vec::new();
-        let mut chain_sha256 = Vec::new();
-        for c in &self.chain {
-            let h = sha256_hex(c.as_ref());
-            if !certificates.iter().any(|r| r.sha256 == h) {
-                certificates.push(certificate_record(
-                    c.as_ref(),
-                    inner.scan_id,
-                    &inner.vantage,
-                ));
-            }
-            chain_sha256.push(h);
-        }
-        let mut record = SmtpProbeRecord {
-            scan_id: inner.scan_id,
-            vantage: inner.vantage.clone(),
+        let facts = SessionFacts {
             probed_at,
-            ip: target.ip.to_string(),
-            port: target.port,
-            sni: self.sni_sent.clone().or_else(|| target.sni.clone()),
-            connect_ms: self.connect_ms,
-            greeting_ms: self.greeting_ms,
-            ehlo_ms: self.ehlo_ms,
-            starttls_ms: self.starttls_ms,
-            tls_ms: self.tls_ms,
-            total_ms,
-            result,
-            error_class: error.as_ref().map(|e| e.0),
-            error_detail: error.map(|e| cap(e.1, 1024)),
-            banner: obs
-                .greeting
-                .as_ref()
-                .map(|g| cap(g.display_lines(), max))
-                .unwrap_or_default(),
-            ehlo_keywords: obs.ehlo_keywords.clone(),
-            ehlo_raw: obs
-                .ehlo
-                .as_ref()
-                .map(|r| cap(r.raw_lossy(), max))
-                .unwrap_or_default(),
-            starttls_advertised: obs.starttls_advertised,
-            starttls_reply_code: obs.starttls_reply.as_ref().map(|r| r.code),
-            starttls_reply_text: obs.starttls_reply.as_ref().map(|r| cap(r.text(), 1024)),
-            tls_version: self.tls_version,
-            cipher: self.cipher,
-            kx_group: self.kx_group,
-            tls_alert: obs.tls_alert,
-            chain_sha256,
-            pkix_valid,
-            pkix_error,
-            dane,
-            dane_match,
-            post_tls_ehlo_keywords: obs.post_tls_keywords.clone(),
-            stripping_signals,
-            tlsrpt_results: Vec::new(),
+            obs: self.dialogue.into_observations(),
+            pre_connect: self.pre_connect,
+            timings: Timings {
+                connect_ms: self.connect_ms,
+                greeting_ms: self.greeting_ms,
+                ehlo_ms: self.ehlo_ms,
+                starttls_ms: self.starttls_ms,
+                tls_ms: self.tls_ms,
+                total_ms: ms(self.start.elapsed()),
+                limiter_wait_ms: self.limiter_wait_ms,
+            },
+            sni_sent: self.sni_sent,
+            tls: TlsFacts {
+                version: self.tls_version,
+                cipher: self.cipher,
+                kx_group: self.kx_group,
+            },
+            chain: self.chain,
             transcript: self.transcript,
         };
-        record.tlsrpt_results = tlsrpt::for_probe(&record, target.tlsa.as_ref());
-        tracing::debug!(ip = %record.ip, result = %record.result, error = ?record.error_class, "probe done");
-        ProbeOutput {
-            record,
-            certificates,
-        }
+        let out = judge::probe_output(target, facts, &self.inner.judge());
+        tracing::debug!(ip = %out.record.ip, result = %out.record.result, error = ?out.record.error_class, "probe done");
+        out
     }
 }
 
@@ -522,6 +476,7 @@ pub fn dial_error_class(e: &DialError) -> ProbeErrorClass {
         DialError::Refused => ProbeErrorClass::ConnectRefused,
         DialError::Timeout(_) => ProbeErrorClass::ConnectTimeout,
         DialError::Unreachable(_) => ProbeErrorClass::ConnectUnreachable,
+        DialError::NoSourceAddress { .. } => ProbeErrorClass::NoSourceAddress,
         _ => ProbeErrorClass::ConnectError,
     }
 }
@@ -558,6 +513,22 @@ pub fn classify_tls_error(e: &io::Error) -> (ProbeErrorClass, Option<u8>, String
             ProbeErrorClass::TlsIncompatible,
             None,
             format!("incompatible peer: {p:?} (rustls speaks TLS 1.2/1.3 only)"),
+        ),
+        // A handshake signature with a key or algorithm rustls cannot verify (RSA under 2048
+        // bits, DSA, SHA-1 where it was not offered): mxray's limit, not the server's fault.
+        Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other)))
+            if other.0.downcast_ref::<EngineLimit>().is_some() =>
+        {
+            (ProbeErrorClass::TlsIncompatible, None, other.to_string())
+        }
+        Some(
+            e @ rustls::Error::PeerMisbehaved(
+                rustls::PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme,
+            ),
+        ) => (
+            ProbeErrorClass::TlsIncompatible,
+            None,
+            format!("{e} (a signature scheme rustls does not offer, e.g. SHA-1)"),
         ),
         Some(other) => (ProbeErrorClass::TlsError, None, other.to_string()),
         None => match e.kind() {

@@ -9,7 +9,9 @@ use std::fmt;
 /// One complete SMTP reply: a three-digit code and its text lines.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
-    /// The reply code of the first line (e.g. 250).
+    /// The reply code (e.g. 250): that of the last line, which ends the reply. When the lines
+    /// of a multi-line reply disagree, this is what Postfix's client reads too (`smtp_chat.c`
+    /// takes the code of the final line).
     pub code: u16,
     /// The text of each line after the code and separator, lossy UTF-8, without CRLF.
     pub lines: Vec<String>,
@@ -81,6 +83,10 @@ pub enum ReplyError {
 }
 
 /// Incremental reply parser with hard size limits.
+///
+/// It accepts what Postfix's SMTP client accepts: lines up to `max_line` bytes of text (line
+/// ending not counted), multi-line replies whose lines carry different codes (the last line's
+/// code is the reply's), bare `LF` endings and a bare code without text.
 #[derive(Clone)]
 pub struct ReplyParser {
     buf: Vec<u8>,
@@ -88,7 +94,6 @@ pub struct ReplyParser {
     max_reply: usize,
     /// Lines of the reply in progress.
     pending: Vec<String>,
-    pending_code: Option<u16>,
     pending_raw: Vec<u8>,
 }
 
@@ -109,7 +114,6 @@ impl ReplyParser {
             max_line: max_line.max(8),
             max_reply: max_reply.max(8),
             pending: Vec::new(),
-            pending_code: None,
             pending_raw: Vec::new(),
         }
     }
@@ -123,7 +127,6 @@ impl ReplyParser {
     /// STARTTLS, which belongs to the TLS handshake). Empties the parser.
     pub fn take_unconsumed(&mut self) -> Vec<u8> {
         self.pending.clear();
-        self.pending_code = None;
         let mut out = std::mem::take(&mut self.pending_raw);
         out.append(&mut self.buf);
         out
@@ -137,13 +140,19 @@ impl ReplyParser {
     /// The next complete reply, `Ok(None)` when more bytes are needed.
     pub fn next_reply(&mut self) -> Result<Option<Reply>, ReplyError> {
         loop {
+            // A line may hold `max_line` bytes of text plus its CR LF.
             let Some(nl) = self.buf.iter().position(|&b| b == b'\n') else {
-                if self.buf.len() > self.max_line {
+                if self.buf.len() > self.max_line + 1 {
                     return Err(ReplyError::LineTooLong { max: self.max_line });
                 }
                 return Ok(None);
             };
-            if nl > self.max_line {
+            let text_len = if nl > 0 && self.buf[nl - 1] == b'\r' {
+                nl - 1
+            } else {
+                nl
+            };
+            if text_len > self.max_line {
                 return Err(ReplyError::LineTooLong { max: self.max_line });
             }
             let raw_line: Vec<u8> = self.buf.drain(..=nl).collect();
@@ -157,18 +166,9 @@ impl ReplyParser {
                 line = stripped;
             }
             let (code, last, text) = parse_line(line)?;
-            if let Some(prev) = self.pending_code {
-                if prev != code {
-                    return Err(ReplyError::Malformed(format!(
-                        "code {code} inside a {prev} multi-line reply"
-                    )));
-                }
-            }
-            self.pending_code = Some(code);
             self.pending.push(text);
             self.pending_raw.extend_from_slice(&raw_line);
             if last {
-                self.pending_code = None;
                 return Ok(Some(Reply {
                     code,
                     lines: std::mem::take(&mut self.pending),
@@ -331,10 +331,6 @@ mod tests {
             Err(ReplyError::Malformed(_))
         ));
         assert!(matches!(
-            parse_all(b"250-a\r\n220 b\r\n")[0],
-            Err(ReplyError::Malformed(_))
-        ));
-        assert!(matches!(
             parse_all(b"199 x\r\n")[0],
             Err(ReplyError::Malformed(_))
         ));
@@ -342,6 +338,37 @@ mod tests {
             parse_all(b"250x\r\n")[0],
             Err(ReplyError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn mixed_codes_in_a_multiline_reply_take_the_last_code_as_postfix_does() {
+        // Postfix smtp_chat.c: continuation lines may carry any code; the final line's code
+        // is the reply's.
+        let r = parse_all(b"250-mx.example\r\n251-SIZE 100\r\n250 STARTTLS\r\n");
+        let ehlo = r[0].as_ref().expect("accepted");
+        assert_eq!(ehlo.code, 250);
+        assert_eq!(ehlo_keywords(ehlo), vec!["SIZE 100", "STARTTLS"]);
+        let r = parse_all(b"220-mx.example ESMTP\r\n250 ready\r\n");
+        assert_eq!(r[0].as_ref().map(|g| g.code), Ok(250));
+    }
+
+    #[test]
+    fn a_line_of_exactly_the_cap_is_accepted_with_its_crlf() {
+        let mut wire = b"250 ".to_vec();
+        wire.extend(std::iter::repeat(b'a').take(508));
+        assert_eq!(wire.len(), 512);
+        // Fed in two parts: the CR arrives before the LF and must not trip the cap.
+        let mut p = ReplyParser::new(512, 4096);
+        p.feed(&wire);
+        p.feed(b"\r");
+        assert_eq!(p.next_reply(), Ok(None));
+        p.feed(b"\n");
+        assert_eq!(p.next_reply().map(|r| r.map(|r| r.code)), Ok(Some(250)));
+        let mut p = ReplyParser::new(512, 4096);
+        wire.push(b'a');
+        p.feed(&wire);
+        p.feed(b"\r\n");
+        assert_eq!(p.next_reply(), Err(ReplyError::LineTooLong { max: 512 }));
     }
 
     #[test]

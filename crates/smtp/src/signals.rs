@@ -18,28 +18,41 @@ pub fn is_masked_starttls(keyword: &str) -> bool {
         && kw.bytes().filter(|b| b.eq_ignore_ascii_case(&b'X')).count() >= 7
 }
 
-/// Whether a greeting or EHLO text is masked: at least four mask characters, and `*`s make
-/// up half or more of the non-blank characters (Cisco's `220 ****...*0*0*2****`), or the text
-/// is nothing but `X`s.
+/// Whether a greeting or EHLO text is masked the way a Cisco PIX/ASA `inspect esmtp` masks it:
+/// every character but `0`, `2` and white space replaced by `*` (Cisco's
+/// `220 ****...*0*0*2****`), or (other middleboxes) by `X`. At least eight mask characters and
+/// nothing else but those digits and blanks, so a decorative banner (`*** Authorized use only
+/// ***`, a line of stars around text) never matches: it has letters.
 pub fn is_masked_text(text: &str) -> bool {
     let chars: Vec<char> = text.chars().filter(|c| !c.is_whitespace()).collect();
-    if chars.len() < 4 {
-        return false;
-    }
     let stars = chars.iter().filter(|&&c| c == '*').count();
     let xs = chars.iter().filter(|&&c| c == 'X').count();
-    stars * 2 >= chars.len() || xs == chars.len()
+    let asa = stars >= 8 && chars.iter().all(|&c| matches!(c, '*' | '0' | '2'));
+    let x_mask = xs >= 8 && chars.iter().all(|&c| c == 'X');
+    asa || x_mask
 }
 
+/// Whether every line of a reply is masked (a masking middlebox rewrites the whole reply; a
+/// server's own decoration leaves at least one line of words).
 fn reply_masked(reply: Option<&Reply>) -> bool {
-    reply.is_some_and(|r| is_masked_text(&r.text()))
+    reply.is_some_and(|r| !r.lines.is_empty() && r.lines.iter().all(|l| is_masked_text(l)))
 }
 
-/// The signals of one session. `tls_required_by_policy`: the caller knows that a secure TLSA
-/// RRset or an enforce MTA-STS policy requires TLS for this host.
-pub fn detect(obs: &Observations, tls_required_by_policy: bool) -> Vec<StrippingSignal> {
+/// The signals one session shows by itself (DESIGN.md vocabulary). Signals that need to know
+/// what a domain's policy requires (`missing_despite_policy`) are the domain verdict's:
+/// a probe is shared by every domain using the address and records only what was observed.
+///
+/// - `starttls_mangled`: an X-pattern keyword while STARTTLS itself is absent (a server that
+///   advertises STARTTLS intact beside an odd keyword has not been stripped);
+/// - `banner_masked`: the greeting, or the first line of the EHLO reply, masked ASA/PIX-style;
+/// - `starttls_rejected`: STARTTLS advertised, then refused with 4xx/5xx;
+/// - `tls_failed_after_ready`: `220` to STARTTLS, then a broken handshake, unless the failure
+///   is mxray's own TLS engine's limit (`tls_incompatible`: no common version, cipher, group,
+///   or a key or signature the engine cannot verify);
+/// - `starttls_forced_ok`: STARTTLS sent although not advertised, accepted, handshake done.
+pub fn detect(obs: &Observations) -> Vec<StrippingSignal> {
     let mut out = Vec::new();
-    if obs.ehlo_keywords.iter().any(|k| is_masked_starttls(k)) {
+    if !obs.starttls_advertised && obs.ehlo_keywords.iter().any(|k| is_masked_starttls(k)) {
         out.push(StrippingSignal::StarttlsMangled);
     }
     let ehlo_greeting_line = obs
@@ -58,13 +71,12 @@ pub fn detect(obs: &Observations, tls_required_by_policy: bool) -> Vec<Stripping
     {
         out.push(StrippingSignal::StarttlsRejected);
     }
-    let incompatible = matches!(obs.error, Some((ProbeErrorClass::TlsIncompatible, _)));
-    if obs.tls_failed && !incompatible {
+    let engine_limit = matches!(obs.error, Some((ProbeErrorClass::TlsIncompatible, _)));
+    if obs.tls_failed && !engine_limit {
         out.push(StrippingSignal::TlsFailedAfterReady);
     }
-    let saw_ehlo = obs.ehlo.as_ref().is_some_and(|r| r.code == 250);
-    if tls_required_by_policy && saw_ehlo && !obs.starttls_advertised {
-        out.push(StrippingSignal::MissingDespitePolicy);
+    if obs.starttls_forced && obs.tls_completed {
+        out.push(StrippingSignal::StarttlsForcedOk);
     }
     out.sort();
     out.dedup();
@@ -106,11 +118,17 @@ mod tests {
         assert!(is_masked_text(
             "*******************************0*0*2******0***200*0*0*******2*0*0****"
         ));
-        assert!(is_masked_text("****"));
+        assert!(is_masked_text("********"));
         assert!(is_masked_text("XXXXXXXXXXXXXXXX"));
         assert!(!is_masked_text("mx.example.com ESMTP Postfix"));
         assert!(!is_masked_text("mx.example.com ESMTP ***"));
-        assert!(!is_masked_text("**"));
+        assert!(!is_masked_text("****"), "too short to tell");
+        // Decorative banners have words (DESIGN.md: not decorative asterisks).
+        assert!(!is_masked_text("*** Authorized use only ***"));
+        assert!(!is_masked_text(
+            "****************** Welcome ******************"
+        ));
+        assert!(!is_masked_text("mx.example.com XXXXXXXXXXXXXXXX"));
     }
 
     #[test]
@@ -122,14 +140,66 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            detect(&obs, true),
+            detect(&obs),
             vec![
                 StrippingSignal::StarttlsMangled,
-                StrippingSignal::BannerMasked,
-                StrippingSignal::MissingDespitePolicy
+                StrippingSignal::BannerMasked
             ]
         );
-        assert_eq!(detect(&obs, false).len(), 2);
+    }
+
+    #[test]
+    fn x_keyword_beside_an_intact_starttls_is_not_stripping() {
+        let obs = Observations {
+            greeting: Some(reply(220, &["mx.example ESMTP"])),
+            ehlo: Some(reply(250, &["mx", "XXXXXXXA", "STARTTLS"])),
+            ehlo_keywords: vec!["XXXXXXXA".into(), "STARTTLS".into()],
+            starttls_advertised: true,
+            starttls_reply: Some(reply(220, &["go"])),
+            tls_completed: true,
+            ..Default::default()
+        };
+        assert!(detect(&obs).is_empty());
+    }
+
+    #[test]
+    fn decorative_multiline_banner_is_not_masked() {
+        let obs = Observations {
+            greeting: Some(reply(
+                220,
+                &[
+                    "********************************",
+                    "*** Authorized use only ***",
+                    "mx.example ESMTP",
+                ],
+            )),
+            ehlo: Some(reply(250, &["mx.example", "STARTTLS"])),
+            ehlo_keywords: vec!["STARTTLS".into()],
+            starttls_advertised: true,
+            ..Default::default()
+        };
+        assert!(!detect(&obs).contains(&StrippingSignal::BannerMasked));
+    }
+
+    #[test]
+    fn forced_starttls_that_completes_tls_is_its_own_signal() {
+        let obs = Observations {
+            ehlo: Some(reply(250, &["mx", "SIZE 1"])),
+            ehlo_keywords: vec!["SIZE 1".into()],
+            starttls_forced: true,
+            starttls_reply: Some(reply(220, &["go"])),
+            tls_completed: true,
+            ..Default::default()
+        };
+        assert_eq!(detect(&obs), vec![StrippingSignal::StarttlsForcedOk]);
+        // Refused (502): the server really has no STARTTLS; nothing is proven.
+        let obs = Observations {
+            ehlo: Some(reply(250, &["mx", "SIZE 1"])),
+            starttls_forced: true,
+            starttls_reply: Some(reply(502, &["unrecognized"])),
+            ..Default::default()
+        };
+        assert!(detect(&obs).is_empty());
     }
 
     #[test]
@@ -141,7 +211,7 @@ mod tests {
             starttls_reply: Some(reply(454, &["TLS not available"])),
             ..Default::default()
         };
-        assert_eq!(detect(&obs, false), vec![StrippingSignal::StarttlsRejected]);
+        assert_eq!(detect(&obs), vec![StrippingSignal::StarttlsRejected]);
         let obs = Observations {
             starttls_advertised: true,
             starttls_reply: Some(reply(220, &["go"])),
@@ -149,16 +219,13 @@ mod tests {
             error: Some((ProbeErrorClass::TlsError, "x".into())),
             ..Default::default()
         };
-        assert_eq!(
-            detect(&obs, false),
-            vec![StrippingSignal::TlsFailedAfterReady]
-        );
+        assert_eq!(detect(&obs), vec![StrippingSignal::TlsFailedAfterReady]);
         let obs = Observations {
             tls_failed: true,
             error: Some((ProbeErrorClass::TlsIncompatible, "TLS 1.0 only".into())),
             ..Default::default()
         };
-        assert!(detect(&obs, false).is_empty());
+        assert!(detect(&obs).is_empty());
     }
 
     #[test]
@@ -172,6 +239,6 @@ mod tests {
             tls_completed: true,
             ..Default::default()
         };
-        assert!(detect(&obs, true).is_empty());
+        assert!(detect(&obs).is_empty());
     }
 }

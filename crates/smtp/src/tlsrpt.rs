@@ -1,24 +1,39 @@
 //! The RFC 8460 result types a validating sender would put in a TLS report for one probe.
 //!
-//! The view is that of a sender that enforces the receiver's policy: DANE when the host has a
-//! DNSSEC-secure TLSA RRset, otherwise PKIX as MTA-STS requires. Whether the domain publishes
-//! a policy at all (so whether anyone would really report) is for the domain-level verdict to
-//! decide; the probe lists what *would* fail.
+//! The view is that of a sender that enforces the receiver's policy: DANE when DANE applies
+//! to the host (the caller says so: for a probe record, the host's own TLSA RRset is secure;
+//! for a domain, its MX RRset must be secure too), otherwise PKIX as MTA-STS requires. Whether
+//! the domain publishes a policy at all (so whether anyone would really report) is for the
+//! domain-level verdict to decide; this lists what *would* fail.
+//!
+//! A session that never reached EHLO reports nothing (an unreachable server is not a TLS
+//! failure), and neither does a handshake that failed on mxray's own engine limits
+//! (`tls_incompatible`): a sender with another TLS library may well succeed.
 
 use mxray_model::{
-    DaneVerdict, DnssecStatus, PkixError, ProbeErrorClass, ProbeResult, SmtpProbeRecord,
-    TlsRptResult,
+    DaneVerdict, PkixError, ProbeErrorClass, ProbeResult, SmtpProbeRecord, TlsRptResult,
 };
 
-use crate::dane::TlsaInput;
+/// Whether the probe's own DANE result says DANE applies to the host (a secure TLSA RRset).
+pub fn host_dane_applies(rec: &SmtpProbeRecord) -> bool {
+    matches!(
+        rec.dane,
+        DaneVerdict::Valid
+            | DaneVerdict::Mismatch
+            | DaneVerdict::NoTls
+            | DaneVerdict::Unusable
+            | DaneVerdict::Unverified
+    )
+}
 
 /// RFC 8460 result types for a finished probe record, sorted and deduplicated.
-pub fn for_probe(rec: &SmtpProbeRecord, tlsa: Option<&TlsaInput>) -> Vec<TlsRptResult> {
+pub fn for_probe(rec: &SmtpProbeRecord, dane_applies: bool) -> Vec<TlsRptResult> {
     let mut out = Vec::new();
-    let dane_applies =
-        tlsa.is_some_and(|t| !t.records.is_empty() && t.dnssec == DnssecStatus::Secure);
-    if tlsa.is_some_and(|t| t.dnssec == DnssecStatus::Bogus) {
+    if rec.dane == DaneVerdict::Bogus {
         out.push(TlsRptResult::DnssecInvalid);
+    }
+    if !rec.reached_ehlo {
+        return out;
     }
     let refused_starttls = matches!(
         rec.error_class,
@@ -31,7 +46,6 @@ pub fn for_probe(rec: &SmtpProbeRecord, tlsa: Option<&TlsaInput>) -> Vec<TlsRptR
         rec.error_class,
         Some(
             ProbeErrorClass::TlsAlert
-                | ProbeErrorClass::TlsIncompatible
                 | ProbeErrorClass::TlsReset
                 | ProbeErrorClass::TlsTimeout
                 | ProbeErrorClass::TlsError
@@ -44,7 +58,7 @@ pub fn for_probe(rec: &SmtpProbeRecord, tlsa: Option<&TlsaInput>) -> Vec<TlsRptR
         if rec.dane == DaneVerdict::Mismatch {
             out.push(TlsRptResult::TlsaInvalid);
         }
-    } else if rec.pkix_valid == Some(false) {
+    } else if rec.result == ProbeResult::StarttlsOk && rec.pkix_valid == Some(false) {
         out.push(
             rec.pkix_error
                 .map_or(TlsRptResult::ValidationFailure, PkixError::tlsrpt_result),
@@ -58,7 +72,7 @@ pub fn for_probe(rec: &SmtpProbeRecord, tlsa: Option<&TlsaInput>) -> Vec<TlsRptR
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mxray_model::{examples, TlsaRecord};
+    use mxray_model::examples;
 
     fn base() -> SmtpProbeRecord {
         let mut r = examples::smtp_probe();
@@ -66,25 +80,28 @@ mod tests {
         r.pkix_valid = Some(true);
         r.pkix_error = None;
         r.dane = DaneVerdict::None;
+        r.reached_ehlo = true;
         r
-    }
-
-    fn secure_tlsa() -> TlsaInput {
-        TlsaInput {
-            records: vec![TlsaRecord {
-                usage: 3,
-                selector: 1,
-                matching_type: 1,
-                data: "00".into(),
-            }],
-            dnssec: DnssecStatus::Secure,
-            base_names: vec!["mx1.example.com".into()],
-        }
     }
 
     #[test]
     fn clean_probe_reports_nothing() {
-        assert!(for_probe(&base(), None).is_empty());
+        assert!(for_probe(&base(), false).is_empty());
+    }
+
+    #[test]
+    fn rfc8460_unreachable_servers_and_engine_limits_are_not_tls_failures() {
+        let mut r = base();
+        r.result = ProbeResult::Error;
+        r.reached_ehlo = false;
+        r.error_class = Some(ProbeErrorClass::Greeting5xx);
+        r.pkix_valid = None;
+        assert!(for_probe(&r, true).is_empty());
+        let mut r = base();
+        r.result = ProbeResult::Error;
+        r.error_class = Some(ProbeErrorClass::TlsIncompatible);
+        r.pkix_valid = None;
+        assert!(for_probe(&r, false).is_empty());
     }
 
     #[test]
@@ -101,7 +118,7 @@ mod tests {
             let mut r = base();
             r.pkix_valid = Some(false);
             r.pkix_error = Some(err);
-            assert_eq!(for_probe(&r, None), vec![want]);
+            assert_eq!(for_probe(&r, false), vec![want]);
         }
     }
 
@@ -111,22 +128,18 @@ mod tests {
         r.pkix_valid = Some(false);
         r.pkix_error = Some(PkixError::SelfSigned);
         r.dane = DaneVerdict::Mismatch;
-        assert_eq!(
-            for_probe(&r, Some(&secure_tlsa())),
-            vec![TlsRptResult::TlsaInvalid]
-        );
+        assert_eq!(for_probe(&r, true), vec![TlsRptResult::TlsaInvalid]);
         r.dane = DaneVerdict::Valid;
-        assert!(for_probe(&r, Some(&secure_tlsa())).is_empty());
+        assert!(for_probe(&r, true).is_empty());
     }
 
     #[test]
     fn no_starttls_and_bogus_dnssec() {
         let mut r = base();
         r.result = ProbeResult::NoStarttls;
-        let mut t = secure_tlsa();
-        t.dnssec = DnssecStatus::Bogus;
+        r.dane = DaneVerdict::Bogus;
         assert_eq!(
-            for_probe(&r, Some(&t)),
+            for_probe(&r, false),
             vec![
                 TlsRptResult::StarttlsNotSupported,
                 TlsRptResult::DnssecInvalid

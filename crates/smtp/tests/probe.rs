@@ -42,7 +42,6 @@ async fn probe_with(
     addr: std::net::SocketAddr,
     sni: Option<&str>,
     tlsa: Option<TlsaInput>,
-    required: bool,
 ) -> ProbeOutput {
     let prober =
         Prober::new(cfg, dialer(true, ""), uuid::Uuid::now_v7(), "test".into()).expect("prober");
@@ -51,13 +50,12 @@ async fn probe_with(
         port: addr.port(),
         sni: sni.map(str::to_owned),
         tlsa,
-        tls_required_by_policy: required,
     };
     prober.probe(&target).await
 }
 
 async fn probe(addr: std::net::SocketAddr, ca: Option<&Cert>, sni: Option<&str>) -> ProbeOutput {
-    probe_with(config(ca), addr, sni, None, false).await
+    probe_with(config(ca), addr, sni, None).await
 }
 
 fn sha256_hex(b: &[u8]) -> String {
@@ -158,17 +156,17 @@ async fn plain_success_records_everything() {
 #[tokio::test]
 async fn no_starttls_is_a_result_not_an_error() {
     let srv = spawn(Spec::plain(b"250-mx.test\r\n250 SIZE 1000\r\n")).await;
-    let out = probe_with(config(None), srv.addr, Some("mx.test"), None, true).await;
+    let out = probe_with(config(None), srv.addr, Some("mx.test"), None).await;
     let r = &out.record;
     assert_eq!(r.result, ProbeResult::NoStarttls);
     assert_eq!(r.error_class, None);
     assert!(!r.starttls_advertised);
     assert_eq!(r.starttls_reply_code, None);
     assert_eq!(r.pkix_valid, None);
-    assert_eq!(
-        r.stripping_signals,
-        vec![StrippingSignal::MissingDespitePolicy]
-    );
+    assert!(r.reached_ehlo);
+    assert!(!r.starttls_forced, "no TLSA: STARTTLS is not forced");
+    // What a policy requires is the domain verdict's: the probe records no signal.
+    assert!(r.stripping_signals.is_empty());
     assert_eq!(r.tlsrpt_results, vec![TlsRptResult::StarttlsNotSupported]);
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(srv.commands(), vec!["EHLO scanner.test", "QUIT"]);
@@ -337,15 +335,9 @@ async fn dane_ee_match_ignores_names_and_expiry() {
     let l = leaf(&["elsewhere.test"], None, Some((2019, 2020)));
     let srv = spawn(Spec::starttls(server_config(&[&l], &l.key, false))).await;
     let tlsa = secure(vec![rec(3, 1, 1, spki_sha256(&l.der))], &["mx.test"]);
-    let r = probe_with(
-        config(None),
-        srv.addr,
-        Some("mx.test"),
-        Some(tlsa.clone()),
-        true,
-    )
-    .await
-    .record;
+    let r = probe_with(config(None), srv.addr, Some("mx.test"), Some(tlsa.clone()))
+        .await
+        .record;
     assert_eq!(r.dane, DaneVerdict::Valid);
     assert_eq!(r.dane_match.as_deref(), Some("3 1 1"));
     assert!(
@@ -358,7 +350,7 @@ async fn dane_ee_match_ignores_names_and_expiry() {
         vec![rec(3, 0, 2, hex::encode(sha2::Sha512::digest(&l.der)))],
         &["mx.test"],
     );
-    let r = probe_with(config(None), srv.addr, Some("mx.test"), Some(tlsa), true)
+    let r = probe_with(config(None), srv.addr, Some("mx.test"), Some(tlsa))
         .await
         .record;
     assert_eq!(r.dane_match.as_deref(), Some("3 0 2"));
@@ -370,7 +362,7 @@ async fn dane_ee_mismatch() {
     let other = leaf(&["mx.test"], None, None);
     let srv = spawn(Spec::starttls(server_config(&[&l], &l.key, false))).await;
     let tlsa = secure(vec![rec(3, 1, 1, spki_sha256(&other.der))], &["mx.test"]);
-    let r = probe_with(config(None), srv.addr, Some("mx.test"), Some(tlsa), true)
+    let r = probe_with(config(None), srv.addr, Some("mx.test"), Some(tlsa))
         .await
         .record;
     assert_eq!(r.dane, DaneVerdict::Mismatch);
@@ -389,7 +381,6 @@ async fn dane_ta_match_requires_the_name() {
         srv.addr,
         Some("mx.test"),
         Some(secure(vec![ta.clone()], &["mx.test"])),
-        true,
     )
     .await
     .record;
@@ -402,7 +393,6 @@ async fn dane_ta_match_requires_the_name() {
         srv.addr,
         Some("mx2.test"),
         Some(secure(vec![ta], &["mx2.test"])),
-        true,
     )
     .await
     .record;
@@ -414,7 +404,6 @@ async fn dane_ta_match_requires_the_name() {
         srv.addr,
         Some("alias.test"),
         Some(secure(vec![ta_spki], &["alias.test", "mx.test"])),
-        true,
     )
     .await
     .record;
@@ -432,15 +421,9 @@ async fn pkix_usages_only_are_unusable() {
         ],
         &["mx.test"],
     );
-    let r = probe_with(
-        config(Some(&ca)),
-        srv.addr,
-        Some("mx.test"),
-        Some(tlsa),
-        true,
-    )
-    .await
-    .record;
+    let r = probe_with(config(Some(&ca)), srv.addr, Some("mx.test"), Some(tlsa))
+        .await
+        .record;
     assert_eq!(r.dane, DaneVerdict::Unusable);
 }
 
@@ -450,7 +433,7 @@ async fn insecure_tlsa_is_not_checked() {
     let srv = spawn(Spec::starttls(server_config(&[&l], &l.key, false))).await;
     let mut tlsa = secure(vec![rec(3, 1, 1, spki_sha256(&l.der))], &["mx.test"]);
     tlsa.dnssec = DnssecStatus::Insecure;
-    let r = probe_with(config(None), srv.addr, Some("mx.test"), Some(tlsa), false)
+    let r = probe_with(config(None), srv.addr, Some("mx.test"), Some(tlsa))
         .await
         .record;
     assert_eq!(r.dane, DaneVerdict::Insecure);
@@ -460,13 +443,45 @@ async fn insecure_tlsa_is_not_checked() {
 async fn secure_tlsa_without_starttls_is_no_tls() {
     let srv = spawn(Spec::plain(b"250 mx.test\r\n")).await;
     let tlsa = secure(vec![rec(3, 1, 1, "00".repeat(32))], &["mx.test"]);
-    let r = probe_with(config(None), srv.addr, Some("mx.test"), Some(tlsa), true)
+    let r = probe_with(config(None), srv.addr, Some("mx.test"), Some(tlsa))
         .await
         .record;
     assert_eq!(r.dane, DaneVerdict::NoTls);
-    assert!(r
-        .stripping_signals
-        .contains(&StrippingSignal::MissingDespitePolicy));
+    // A secure TLSA RRset makes TLS mandatory: STARTTLS is sent anyway, refused with 502
+    // (a server without STARTTLS): no error, no signal, still no TLS.
+    assert!(r.starttls_forced);
+    assert_eq!(r.starttls_reply_code, Some(502));
+    assert_eq!(r.result, ProbeResult::NoStarttls);
+    assert_eq!(r.error_class, None);
+    assert!(r.stripping_signals.is_empty());
+    assert!(r.transcript.contains("C: STARTTLS"), "{}", r.transcript);
+}
+
+#[tokio::test]
+async fn forced_starttls_through_a_rewritten_ehlo_is_starttls_forced_ok() {
+    // The server speaks TLS, but its EHLO reply arrives without STARTTLS (as behind a
+    // middlebox that removed the keyword): a DANE host gets STARTTLS anyway.
+    let l = leaf(&["mx.test"], None, None);
+    let mut spec = Spec::starttls(server_config(&[&l], &l.key, false));
+    spec.ehlo = b"250-mx.test\r\n250 SIZE 1000\r\n".to_vec();
+    let srv = spawn(spec).await;
+    let tlsa = secure(vec![rec(3, 1, 1, spki_sha256(&l.der))], &["mx.test"]);
+    let r = probe_with(config(None), srv.addr, Some("mx.test"), Some(tlsa))
+        .await
+        .record;
+    assert!(r.starttls_forced && !r.starttls_advertised);
+    assert_eq!(r.starttls_reply_code, Some(220));
+    assert_eq!(r.stripping_signals, vec![StrippingSignal::StarttlsForcedOk]);
+    // What a sender on this path is offered: no STARTTLS.
+    assert_eq!(r.result, ProbeResult::NoStarttls);
+    assert_eq!(r.dane, DaneVerdict::NoTls);
+    assert!(r.tls_version.is_some(), "the forced handshake is recorded");
+    // Without TLSA, the default policy does not force.
+    let r = probe_with(config(None), srv.addr, Some("mx.test"), None)
+        .await
+        .record;
+    assert!(!r.starttls_forced);
+    assert!(r.stripping_signals.is_empty());
 }
 
 #[tokio::test]
@@ -476,7 +491,7 @@ async fn slow_banner_is_greeting_timeout() {
     let srv = spawn(spec).await;
     let mut cfg = config(None);
     cfg.greeting_timeout = Duration::from_millis(200);
-    let r = probe_with(cfg, srv.addr, None, None, false).await.record;
+    let r = probe_with(cfg, srv.addr, None, None).await.record;
     assert_eq!(r.result, ProbeResult::Error);
     assert_eq!(r.error_class, Some(ProbeErrorClass::GreetingTimeout));
     assert!(r.connect_ms.is_some());
@@ -490,7 +505,7 @@ async fn session_deadline_bounds_a_tarpit() {
     let mut cfg = config(None);
     cfg.greeting_timeout = Duration::from_secs(30);
     cfg.session_deadline = Duration::from_millis(200);
-    let r = probe_with(cfg, srv.addr, None, None, false).await.record;
+    let r = probe_with(cfg, srv.addr, None, None).await.record;
     assert_eq!(r.error_class, Some(ProbeErrorClass::SessionDeadline));
 }
 

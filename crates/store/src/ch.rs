@@ -283,6 +283,15 @@ pub async fn migrate(config: &ClickHouseConfig) -> Result<MigrationReport, Store
             let context = stmt.lines().next().unwrap_or("DDL").trim_end_matches(" (");
             execute(config, &stmt, context).await?;
         }
+        for add in m.add_columns {
+            if column_exists(config, add.table.table(), add.column).await? {
+                continue;
+            }
+            let Some(stmt) = add.statement(&config.database) else {
+                continue;
+            };
+            execute(config, &stmt, &stmt).await?;
+        }
         let insert = format!(
             "INSERT INTO {} (version, description, applied_at, tool_version) \
              VALUES (?, ?, now(), ?)",
@@ -308,6 +317,29 @@ pub async fn migrate(config: &ClickHouseConfig) -> Result<MigrationReport, Store
         to: from.max(applied.last().copied().unwrap_or(from)),
         applied,
     })
+}
+
+/// Whether `table` of the configured database has `column` (`system.columns`).
+async fn column_exists(
+    config: &ClickHouseConfig,
+    table: &str,
+    column: &str,
+) -> Result<bool, StoreError> {
+    let n: u64 = with_timeout(
+        config.request_timeout,
+        config
+            .client()
+            .query(
+                "SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = ?",
+            )
+            .bind(config.database.as_str())
+            .bind(table)
+            .bind(column)
+            .fetch_one(),
+    )
+    .await
+    .map_err(|e| StoreError::clickhouse("read system.columns", &e))?;
+    Ok(n > 0)
 }
 
 /// `dns_hosts` as ClickHouse stores it: the TLSA list as the parallel arrays of a `Nested`
@@ -338,6 +370,8 @@ pub(crate) struct DnsHostRow {
     tlsa_data: Vec<String>,
     ede: Vec<String>,
     errors: Vec<String>,
+    a_dnssec: DnssecStatus,
+    aaaa_dnssec: DnssecStatus,
 }
 
 impl From<&DnsHostRecord> for DnsHostRow {
@@ -362,6 +396,8 @@ impl From<&DnsHostRecord> for DnsHostRow {
             tlsa_data: r.tlsa.iter().map(|t| t.data.clone()).collect(),
             ede: r.ede.clone(),
             errors: r.errors.clone(),
+            a_dnssec: r.a_dnssec,
+            aaaa_dnssec: r.aaaa_dnssec,
         }
     }
 }
@@ -398,6 +434,8 @@ impl From<DnsHostRow> for DnsHostRecord {
             tlsa,
             ede: r.ede,
             errors: r.errors,
+            a_dnssec: r.a_dnssec,
+            aaaa_dnssec: r.aaaa_dnssec,
         }
     }
 }

@@ -672,6 +672,8 @@ fn write_record(w: &mut RowWriter<'_>, record: &Record) {
             w.tlsa(&r.tlsa);
             w.list(strs(&r.ede));
             w.list(strs(&r.errors));
+            w.str(r.a_dnssec.as_str());
+            w.str(r.aaaa_dnssec.as_str());
         }
         Record::SmtpProbe(r) => {
             w.uuid(&r.scan_id);
@@ -708,6 +710,9 @@ fn write_record(w: &mut RowWriter<'_>, record: &Record) {
             w.list(r.stripping_signals.iter().map(|v| v.as_str()));
             w.list(r.tlsrpt_results.iter().map(|v| v.as_str()));
             w.str(&r.transcript);
+            w.bool(r.reached_ehlo);
+            w.bool(r.starttls_forced);
+            w.opt_uint(U32, r.limiter_wait_ms);
         }
         Record::Certificate(r) => {
             w.uuid(&r.scan_id);

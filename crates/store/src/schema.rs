@@ -156,6 +156,8 @@ const DNS_HOSTS: &[Column] = &[
     c("tlsa", Tlsa),
     c("ede", StrList),
     c("errors", StrList),
+    c("a_dnssec", Str),
+    c("aaaa_dnssec", Str),
 ];
 
 const SMTP_PROBES: &[Column] = &[
@@ -193,6 +195,9 @@ const SMTP_PROBES: &[Column] = &[
     c("stripping_signals", StrList),
     c("tlsrpt_results", StrList),
     c("transcript", Str),
+    c("reached_ehlo", Bool),
+    c("starttls_forced", Bool),
+    n("limiter_wait_ms", U32),
 ];
 
 const CERTIFICATES: &[Column] = &[
@@ -398,6 +403,40 @@ pub struct Migration {
     pub description: &'static str,
     /// The statements, each idempotent (`IF NOT EXISTS`), for a database name.
     pub statements: fn(&str) -> Vec<String>,
+    /// Columns added to existing tables. ClickHouse 18.16 has no `ADD COLUMN IF NOT EXISTS`,
+    /// so `migrate` adds each one only when `system.columns` lacks it; the column's type comes
+    /// from the table's column list ([`columns`]), so it is written down once.
+    pub add_columns: &'static [AddColumn],
+}
+
+/// A column added to an existing table by a migration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddColumn {
+    /// The table.
+    pub table: RecordKind,
+    /// The column (a name in [`columns`] of `table`).
+    pub column: &'static str,
+    /// SQL default for the rows written before the column existed (`None`: the type's own,
+    /// i.e. 0, empty, NULL). Vocabulary columns need a valid word here.
+    pub default: Option<&'static str>,
+}
+
+impl AddColumn {
+    /// The `ALTER TABLE ... ADD COLUMN` statement (portable to 18.16: no `IF NOT EXISTS`).
+    pub fn statement(&self, database: &str) -> Option<String> {
+        let col = columns(self.table).iter().find(|c| c.name == self.column)?;
+        let default = self
+            .default
+            .map(|d| format!(" DEFAULT {d}"))
+            .unwrap_or_default();
+        Some(format!(
+            "ALTER TABLE {}.{} ADD COLUMN {} {}{default}",
+            quote_ident(database),
+            self.table.table(),
+            col.name,
+            col.clickhouse_type()
+        ))
+    }
 }
 
 /// The tables of schema version 1 (never changes: a version 1 database has exactly these).
@@ -421,19 +460,56 @@ fn v2(database: &str) -> Vec<String> {
     vec![create_table(database, RecordKind::CanaryResult)]
 }
 
+const V3_COLUMNS: &[AddColumn] = &[
+    AddColumn {
+        table: RecordKind::DnsHost,
+        column: "a_dnssec",
+        default: Some("'indeterminate'"),
+    },
+    AddColumn {
+        table: RecordKind::DnsHost,
+        column: "aaaa_dnssec",
+        default: Some("'indeterminate'"),
+    },
+    AddColumn {
+        table: RecordKind::SmtpProbe,
+        column: "reached_ehlo",
+        default: None,
+    },
+    AddColumn {
+        table: RecordKind::SmtpProbe,
+        column: "starttls_forced",
+        default: None,
+    },
+    AddColumn {
+        table: RecordKind::SmtpProbe,
+        column: "limiter_wait_ms",
+        default: None,
+    },
+];
+
 /// Every migration, oldest first. A migration's statements are frozen once released: a change to
-/// an existing table is a new migration (`ALTER TABLE ... ADD COLUMN IF NOT EXISTS`).
+/// an existing table is a new migration with [`Migration::add_columns`].
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         description:
             "tables scans, domains, dns_hosts, smtp_probes, certificates, mta_sts_policies",
         statements: v1,
+        add_columns: &[],
     },
     Migration {
         version: 2,
         description: "table canary_results (canary probe verdicts)",
         statements: v2,
+        add_columns: &[],
+    },
+    Migration {
+        version: 3,
+        description: "per-domain DANE: smtp_probes.reached_ehlo, starttls_forced, \
+                      limiter_wait_ms; dns_hosts.a_dnssec, aaaa_dnssec",
+        statements: |_| Vec::new(),
+        add_columns: V3_COLUMNS,
     },
 ];
 

@@ -2,8 +2,9 @@
 //!
 //! A `HOST` target is resolved with the configured resolvers (A/AAAA and the TLSA RRset at
 //! `_25._tcp.HOST`, with DNSSEC status), its `dns_host` record is written, and every address
-//! is probed with SNI = HOST and the TLSA RRset (DANE is checked when it is DNSSEC-secure). An
-//! `IP` target is probed as is: no SNI unless `--sni`, no DANE. Records go to the outputs
+//! is probed exactly as `mxray scan` probes an MX host (`mxray_scan::targets`: SNI = the TLSA
+//! base domain or HOST, the host's TLSA input per address family). An `IP` target is probed
+//! as is: no SNI unless `--sni`, no DANE. Records go to the outputs
 //! (JSON lines on stdout when none is given); a one-line summary per probe goes to stderr.
 
 use std::collections::HashSet;
@@ -11,8 +12,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use mxray_model::{DnssecStatus, Record, ScanRecord, SmtpProbeRecord, UtcTime};
-use mxray_smtp::{ProbeTarget, TlsaInput};
+use mxray_model::{Record, ScanRecord, SmtpProbeRecord, UtcTime};
+use mxray_smtp::ProbeTarget;
 
 use crate::engines;
 use crate::settings::{Settings, UsageError};
@@ -93,7 +94,6 @@ pub(crate) async fn run(settings: &Settings, args: &SmtpArgs) -> anyhow::Result<
                 port: sa.port(),
                 sni: args.sni.clone(),
                 tlsa: None,
-                tls_required_by_policy: false,
             }),
             Target::Host(host, port) => {
                 if dns.is_none() {
@@ -111,35 +111,11 @@ pub(crate) async fn run(settings: &Settings, args: &SmtpArgs) -> anyhow::Result<
                         h.errors.join("; ")
                     );
                 }
-                let mut base_names = vec![host.clone()];
-                if let Some(owner) = &h.tlsa_owner {
-                    let base = owner
-                        .trim_start_matches(&format!("_{port}._tcp."))
-                        .trim_start_matches("_25._tcp.");
-                    base_names.push(base.trim_end_matches('.').to_owned());
-                }
-                base_names.extend(h.cname_chain.iter().cloned());
-                base_names.sort();
-                base_names.dedup();
-                // A bogus TLSA answer counts even without records (a bogus denial).
-                let tlsa_known = !h.tlsa.is_empty() || h.tlsa_dnssec == DnssecStatus::Bogus;
-                let tlsa = tlsa_known.then(|| TlsaInput {
-                    records: h.tlsa.clone(),
-                    dnssec: h.tlsa_dnssec,
-                    base_names,
-                });
-                let secure = tlsa
-                    .as_ref()
-                    .is_some_and(|t| t.dnssec == DnssecStatus::Secure && !t.records.is_empty());
-                for ip in &h.addresses {
-                    probe_targets.push(ProbeTarget {
-                        ip: *ip,
-                        port: *port,
-                        sni: Some(args.sni.clone().unwrap_or_else(|| host.clone())),
-                        tlsa: tlsa.clone(),
-                        tls_required_by_policy: secure,
-                    });
-                }
+                probe_targets.extend(mxray_scan::targets::host_targets(
+                    &h,
+                    *port,
+                    args.sni.as_deref(),
+                ));
             }
         }
     }
