@@ -34,7 +34,11 @@ pub(crate) fn dns_collector(settings: &Settings) -> anyhow::Result<DnsCollector>
     // --timeout bounds each DNS attempt too, but a DNS answer that takes over 2 s is lost:
     // three 2 s attempts are the resolver's budget.
     cfg.timeout = settings.timeout.min(std::time::Duration::from_secs(2));
-    cfg.source_ip = settings.source_ip;
+    // The DNS transport binds one source: that of the first resolver's family.
+    cfg.source_ip = settings
+        .resolvers
+        .first()
+        .and_then(|r| settings.source_ip_for(r.is_ipv4()));
     DnsCollector::new(cfg).context("DNS collector")
 }
 
@@ -53,6 +57,7 @@ pub(crate) fn prober(
         .max(cfg.greeting_timeout.min(settings.timeout * 2));
     cfg.concurrency = settings.concurrency;
     cfg.extra_roots_pem = settings.ca_pem.clone().unwrap_or_default().into_bytes();
+    cfg.starttls_override = settings.send_starttls_override.into();
     Prober::new(cfg, dialer.clone(), scan_id, settings.vantage.clone())
         .map_err(|e| UsageError(format!("--ca-file: {e}")).into())
 }
@@ -81,7 +86,7 @@ pub(crate) fn scan_record(
         started_at,
         finished_at: None,
         status: ScanStatus::Running,
-        source_ip: settings.source_ip.map(|ip| ip.to_string()),
+        source_ip: settings.source_ip_text(),
         source_rdns: None,
         port25_check: Port25Check::NotChecked,
         tool_version: env!("CARGO_PKG_VERSION").to_owned(),

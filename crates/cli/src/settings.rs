@@ -36,6 +36,47 @@ pub(crate) enum DnssecChoice {
     Validate,
 }
 
+/// `--send-starttls-override`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum StarttlsOverrideChoice {
+    /// Hosts with a secure TLSA RRset.
+    #[default]
+    Policy,
+    /// Every host.
+    Always,
+    /// No host.
+    Never,
+}
+
+impl From<StarttlsOverrideChoice> for mxray_smtp::StarttlsOverride {
+    fn from(c: StarttlsOverrideChoice) -> Self {
+        match c {
+            StarttlsOverrideChoice::Policy => mxray_smtp::StarttlsOverride::Policy,
+            StarttlsOverrideChoice::Always => mxray_smtp::StarttlsOverride::Always,
+            StarttlsOverrideChoice::Never => mxray_smtp::StarttlsOverride::Never,
+        }
+    }
+}
+
+/// A TOML value given as one string or a list of strings (`source_ip = "::1"` or
+/// `source_ip = ["192.0.2.1", "2001:db8::1"]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
 /// The options shared by every subcommand (DESIGN.md "Shared options").
 ///
 /// Every field is optional here so that we can tell "not given" from "given": the defaults
@@ -66,10 +107,12 @@ pub(crate) struct SharedArgs {
     #[arg(long, global = true, value_name = "PEM")]
     pub ca_file: Option<PathBuf>,
 
-    /// Local address to bind for outgoing connections (one vantage per address).
-    /// Default: chosen by the OS.
+    /// Local address to bind for outgoing connections (one vantage per address); give it
+    /// once per address family to scan IPv4 and IPv6 destinations. When given, a destination
+    /// of a family without a source is recorded as `no_source_address`, never dialled from
+    /// an address the OS picks. Default: chosen by the OS.
     #[arg(long, global = true, value_name = "IP")]
-    pub source_ip: Option<String>,
+    pub source_ip: Vec<String>,
 
     /// Label written into every record. Default `default`.
     #[arg(long, global = true, value_name = "NAME")]
@@ -88,6 +131,18 @@ pub(crate) struct SharedArgs {
     /// New connections per second to one IP. Default 20, as zgrab2.
     #[arg(long, global = true, value_name = "N")]
     pub per_ip_rate: Option<u32>,
+
+    /// New connections per second to one /24 (IPv6: /48). Default 100: a network hosting
+    /// many mail servers sees at most five times the per-IP rate.
+    #[arg(long, global = true, value_name = "N")]
+    pub per_prefix_rate: Option<u32>,
+
+    /// When to send STARTTLS although the EHLO reply does not advertise it: `policy` (the
+    /// default: on hosts whose secure TLSA RRset requires TLS, where a 220 and a completed
+    /// handshake prove the EHLO reply was rewritten on the path), `always` (every host, as
+    /// zgrab2's --send-starttls-override) or `never`.
+    #[arg(long, global = true, value_name = "WHEN")]
+    pub send_starttls_override: Option<StarttlsOverrideChoice>,
 
     /// Concurrent sessions (SMTP probes, HTTPS fetches, DNS lookups each). Default 1000: enough
     /// to hide 10 s timeouts at 100/s, small enough for one 2-core machine.
@@ -152,13 +207,17 @@ struct ConfigFile {
     #[serde(alias = "ca-file")]
     ca_file: Option<PathBuf>,
     #[serde(alias = "source-ip")]
-    source_ip: Option<String>,
+    source_ip: Option<OneOrMany>,
     vantage: Option<String>,
     #[serde(alias = "ehlo-name")]
     ehlo_name: Option<String>,
     rate: Option<u32>,
     #[serde(alias = "per-ip-rate")]
     per_ip_rate: Option<u32>,
+    #[serde(alias = "per-prefix-rate")]
+    per_prefix_rate: Option<u32>,
+    #[serde(alias = "send-starttls-override")]
+    send_starttls_override: Option<StarttlsOverrideChoice>,
     concurrency: Option<usize>,
     timeout: Option<f64>,
     #[serde(alias = "smtp-port")]
@@ -236,11 +295,14 @@ pub(crate) struct Settings {
     /// The PEM text of `ca_file`, read and checked at validation.
     #[serde(skip)]
     pub ca_pem: Option<String>,
-    pub source_ip: Option<IpAddr>,
+    /// At most one per address family.
+    pub source_ips: Vec<IpAddr>,
     pub vantage: String,
     pub ehlo_name: String,
     pub rate: u32,
     pub per_ip_rate: u32,
+    pub per_prefix_rate: u32,
+    pub send_starttls_override: StarttlsOverrideChoice,
     pub concurrency: usize,
     #[serde(serialize_with = "secs")]
     pub timeout: Duration,
@@ -362,13 +424,24 @@ impl Settings {
             None => None,
         };
 
-        let source_ip = match args.source_ip.clone().or(file.source_ip) {
-            Some(s) => Some(
-                s.parse::<IpAddr>()
-                    .map_err(|_| usage(format!("--source-ip {s:?}: not an IP address")))?,
-            ),
-            None => None,
+        let source_texts: Vec<String> = if args.source_ip.is_empty() {
+            file.source_ip.map(OneOrMany::into_vec).unwrap_or_default()
+        } else {
+            args.source_ip.clone()
         };
+        let mut source_ips: Vec<IpAddr> = Vec::new();
+        for s in &source_texts {
+            let ip = s
+                .parse::<IpAddr>()
+                .map_err(|_| usage(format!("--source-ip {s:?}: not an IP address")))?;
+            if let Some(other) = source_ips.iter().find(|o| o.is_ipv4() == ip.is_ipv4()) {
+                return Err(usage(format!(
+                    "--source-ip {ip}: {other} is already the {} source (give one per address family)",
+                    if ip.is_ipv4() { "IPv4" } else { "IPv6" }
+                )));
+            }
+            source_ips.push(ip);
+        }
 
         let vantage = args
             .vantage
@@ -409,6 +482,18 @@ impl Settings {
             1,
             10_000,
         )?;
+        let per_prefix_rate = in_range(
+            "--per-prefix-rate",
+            args.per_prefix_rate
+                .or(file.per_prefix_rate)
+                .unwrap_or(RateConfig::default().per_prefix_per_sec),
+            1,
+            100_000,
+        )?;
+        let send_starttls_override = args
+            .send_starttls_override
+            .or(file.send_starttls_override)
+            .unwrap_or_default();
         let concurrency = in_range(
             "--concurrency",
             args.concurrency.or(file.concurrency).unwrap_or(1000),
@@ -467,11 +552,13 @@ impl Settings {
             trust_anchor,
             ca_file,
             ca_pem,
-            source_ip,
+            source_ips,
             vantage,
             ehlo_name,
             rate,
             per_ip_rate,
+            per_prefix_rate,
+            send_starttls_override,
             concurrency,
             timeout: Duration::from_secs_f64(timeout_s),
             smtp_port,
@@ -482,6 +569,25 @@ impl Settings {
             resume: args.resume,
             outputs,
         })
+    }
+
+    /// The source addresses as the `scan` record writes them (`192.0.2.1,2001:db8::1`).
+    pub(crate) fn source_ip_text(&self) -> Option<String> {
+        (!self.source_ips.is_empty()).then(|| {
+            self.source_ips
+                .iter()
+                .map(IpAddr::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+    }
+
+    /// The source address of the given family, if one was configured.
+    pub(crate) fn source_ip_for(&self, v4: bool) -> Option<IpAddr> {
+        self.source_ips
+            .iter()
+            .copied()
+            .find(|ip| ip.is_ipv4() == v4)
     }
 
     /// The settings as a JSON object (secrets redacted), for the `scan` record.
@@ -499,10 +605,10 @@ impl Settings {
         let limits = Arc::new(RateLimits::new(RateConfig {
             global_per_sec: self.rate,
             per_ip_per_sec: self.per_ip_rate,
-            ..RateConfig::default()
+            per_prefix_per_sec: self.per_prefix_rate,
         }));
         Dialer::new(policy, limits)
-            .with_source_ip(self.source_ip)
+            .with_source_ips(self.source_ips.clone())
             .with_connect_timeout(self.timeout)
     }
 }

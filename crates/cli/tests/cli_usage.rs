@@ -47,6 +47,26 @@ fn out_of_range_values() {
     assert_usage_error(&["scan", "--lab", "--shard", "5/2"], "5/2");
     assert_usage_error(&["scan", "--lab", "--smtp-port", "70000"], "70000");
     assert_usage_error(
+        &["smtp", "127.0.0.1", "--per-prefix-rate", "0"],
+        "--per-prefix-rate 0",
+    );
+    assert_usage_error(
+        &["smtp", "127.0.0.1", "--send-starttls-override", "sometimes"],
+        "sometimes",
+    );
+    // One source address per family: a second IPv4 one is a mistake, not a choice.
+    assert_usage_error(
+        &[
+            "smtp",
+            "127.0.0.1",
+            "--source-ip",
+            "127.0.0.2",
+            "--source-ip",
+            "127.0.0.3",
+        ],
+        "one per address family",
+    );
+    assert_usage_error(
         &["dns", "x.example", "--resolver", "resolver.example"],
         "resolver.example",
     );

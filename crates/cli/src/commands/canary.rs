@@ -290,7 +290,7 @@ async fn run_probe(settings: &Settings, args: &ProbeArgs) -> anyhow::Result<Exit
         started_at,
         finished_at: Some(UtcTime::now()),
         status: ScanStatus::Complete,
-        source_ip: settings.source_ip.map(|ip| ip.to_string()),
+        source_ip: settings.source_ip_text(),
         source_rdns: None,
         port25_check,
         tool_version: env!("CARGO_PKG_VERSION").to_owned(),

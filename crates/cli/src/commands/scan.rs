@@ -146,11 +146,8 @@ pub(crate) async fn run(settings: &Settings, args: &ScanArgs) -> anyhow::Result<
         }
     }
     // The vantage self-check comes first: a blocked vantage creates no outputs.
-    let (mut port25_check, mut source_ip, mut source_rdns) = (
-        Port25Check::NotChecked,
-        settings.source_ip.map(|ip| ip.to_string()),
-        None,
-    );
+    let (mut port25_check, mut source_ip, mut source_rdns) =
+        (Port25Check::NotChecked, settings.source_ip_text(), None);
     if let Some(target) = &args.self_check {
         let check = vantage_self_check(&settings, &dialer, &scanner, target, args).await?;
         port25_check = check.port25;
@@ -271,8 +268,11 @@ fn configure_for_lab(
     }
     settings.ca_pem = Some(pem);
     settings.allow_private = true;
-    if settings.source_ip.is_none() {
-        settings.source_ip = lab.vantage_source_ip(&settings.vantage);
+    if settings.source_ips.is_empty() {
+        settings.source_ips = lab
+            .vantage_source_ip(&settings.vantage)
+            .into_iter()
+            .collect();
     }
     Ok(())
 }
