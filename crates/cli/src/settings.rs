@@ -306,6 +306,9 @@ pub(crate) struct Settings {
     pub concurrency: usize,
     #[serde(serialize_with = "secs")]
     pub timeout: Duration,
+    /// `--timeout` (or `timeout` in the config file) was given, not defaulted.
+    #[serde(skip)]
+    pub timeout_given: bool,
     pub smtp_port: u16,
     pub blocklist_file: Option<PathBuf>,
     #[serde(skip)]
@@ -500,6 +503,7 @@ impl Settings {
             1,
             100_000,
         )?;
+        let timeout_given = args.timeout.or(file.timeout).is_some();
         let timeout_s = args.timeout.or(file.timeout).unwrap_or(10.0);
         if !timeout_s.is_finite() {
             return Err(usage(format!(
@@ -561,6 +565,7 @@ impl Settings {
             send_starttls_override,
             concurrency,
             timeout: Duration::from_secs_f64(timeout_s),
+            timeout_given,
             smtp_port,
             blocklist_file,
             blocklist,

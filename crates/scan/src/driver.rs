@@ -173,7 +173,7 @@ pub async fn run_scan<R: BufRead + Send + 'static>(
         status: ScanStatus::Running,
     }
     .save(&dir)?;
-    let mut journal = Journal::open(&journal_path).map_err(|source| ScanError::State {
+    let journal = Journal::open(&journal_path).map_err(|source| ScanError::State {
         path: journal_path.clone(),
         source,
     })?;
@@ -218,42 +218,29 @@ pub async fn run_scan<R: BufRead + Send + 'static>(
         },
     );
 
-    // The writer: journal first, then the sink.
-    let (unit_tx, mut unit_rx) = mpsc::channel::<Unit>(256);
-    let progress_w = progress.clone();
-    let writer = async {
-        let mut failure: Option<ScanError> = None;
-        while let Some(unit) = unit_rx.recv().await {
-            if failure.is_some() {
-                continue; // drain so the pipeline can finish; the scan fails below
-            }
-            if let Err(source) = journal.append(&unit) {
-                failure = Some(ScanError::State {
-                    path: journal_path.clone(),
-                    source,
-                });
-                stop.store(true, Ordering::Relaxed);
-                continue;
-            }
-            for r in &unit.records {
-                *counts.entry(r.kind()).or_default() += 1;
-            }
-            let n = unit.records.len() as u64;
-            if let Err(e) = sink.write_batch(unit.records).await {
-                failure = Some(e.into());
-                stop.store(true, Ordering::Relaxed);
-                continue;
-            }
-            progress_w.records_written.fetch_add(n, Ordering::Relaxed);
-        }
-        failure
-    };
-    let pipeline = async {
-        scanner
-            .run(dom_rx, unit_tx, progress.clone(), stop.clone())
-            .await;
-    };
-    let ((), failure) = tokio::join!(pipeline, writer);
+    // The writer, on a thread of its own: journal first, then the sink (Parquet encoding and
+    // compression, JSON serialisation, ClickHouse batching). The bounded queue between the
+    // domain tasks and it keeps backpressure: a slow sink slows the scan, nothing is dropped.
+    let (unit_tx, unit_rx) = mpsc::channel::<Unit>(256);
+    let writer = spawn_writer(Writer {
+        units: unit_rx,
+        journal,
+        journal_path: journal_path.clone(),
+        sink,
+        counts,
+        progress: progress.clone(),
+        stop: stop.clone(),
+    })?;
+    scanner
+        .run(dom_rx, unit_tx, progress.clone(), stop.clone())
+        .await;
+    let WriterEnd {
+        failure,
+        mut sink,
+        counts,
+    } = writer
+        .await
+        .map_err(|_| ScanError::Input(std::io::Error::other("the writer thread died")))?;
     if let Some(e) = failure {
         return Err(e);
     }
@@ -302,4 +289,80 @@ pub async fn run_scan<R: BufRead + Send + 'static>(
         resumed_domains: resumed,
         input_errors_sample: sample,
     })
+}
+
+/// The writer's inputs.
+struct Writer {
+    units: mpsc::Receiver<Unit>,
+    journal: Journal,
+    journal_path: PathBuf,
+    sink: Box<dyn Sink>,
+    counts: BTreeMap<RecordKind, u64>,
+    progress: Arc<Progress>,
+    stop: Arc<AtomicBool>,
+}
+
+/// What the writer hands back when the queue is closed and drained.
+struct WriterEnd {
+    failure: Option<ScanError>,
+    sink: Box<dyn Sink>,
+    counts: BTreeMap<RecordKind, u64>,
+}
+
+/// Starts the writer thread (with a single-threaded runtime for the async sinks); its end is
+/// received without blocking the caller's runtime.
+fn spawn_writer(w: Writer) -> Result<tokio::sync::oneshot::Receiver<WriterEnd>, ScanError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let thread_err = |source: std::io::Error| ScanError::State {
+        path: w.journal_path.clone(),
+        source,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(thread_err)?;
+    let journal_path = w.journal_path.clone();
+    std::thread::Builder::new()
+        .name("mxray-writer".into())
+        .spawn(move || {
+            let end = rt.block_on(write_units(w));
+            let _ = tx.send(end);
+        })
+        .map_err(|source| ScanError::State {
+            path: journal_path,
+            source,
+        })?;
+    Ok(rx)
+}
+
+async fn write_units(mut w: Writer) -> WriterEnd {
+    let mut failure: Option<ScanError> = None;
+    while let Some(unit) = w.units.recv().await {
+        if failure.is_some() {
+            continue; // drain so the pipeline can finish; the scan fails afterwards
+        }
+        if let Err(source) = w.journal.append(&unit) {
+            failure = Some(ScanError::State {
+                path: w.journal_path.clone(),
+                source,
+            });
+            w.stop.store(true, Ordering::Relaxed);
+            continue;
+        }
+        for r in &unit.records {
+            *w.counts.entry(r.kind()).or_default() += 1;
+        }
+        let n = unit.records.len() as u64;
+        if let Err(e) = w.sink.write_batch(unit.records).await {
+            failure = Some(e.into());
+            w.stop.store(true, Ordering::Relaxed);
+            continue;
+        }
+        w.progress.records_written.fetch_add(n, Ordering::Relaxed);
+    }
+    WriterEnd {
+        failure,
+        sink: w.sink,
+        counts: w.counts,
+    }
 }

@@ -4,7 +4,7 @@
 //! Pure over any `BufRead`: the caller supplies the file or stdin. Lines are capped at
 //! [`MAX_LINE`] bytes so a hostile input (one endless line) costs bounded memory.
 
-use std::collections::HashSet;
+use crate::recent::RecentSet;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, BufRead};
 
@@ -95,18 +95,23 @@ fn name_of_line(line: &str) -> Option<&str> {
 
 /// A streaming reader of domains from plain or Tranco CSV input.
 ///
-/// De-duplication keeps a 64-bit hash per distinct domain (8 bytes each: 8 MB per million
-/// domains), not the names. A 64-bit collision would drop a domain: for 300 million names the
-/// chance of any collision is about 0.2%; shard inputs that large (`--shard`).
+/// De-duplication keeps a 64-bit hash per distinct domain, not the names, and only of the last
+/// [`DEDUP_WINDOW`] distinct domains ([`crate::recent::RecentSet`]), so its memory (about 20 MB
+/// at most) does not grow with the input: a duplicate further apart than that is scanned (and
+/// written) again. Tranco lists have no duplicates; sort other inputs if that matters. A 64-bit
+/// collision within the window would drop a domain: about one chance in 10^6.
 #[derive(Debug)]
 pub struct DomainReader<R> {
     inner: R,
     line_no: u64,
-    seen: HashSet<u64, FixedState>,
+    seen: RecentSet<u64>,
     sha: Sha256,
     buf: Vec<u8>,
     duplicates: u64,
 }
+
+/// How many distinct domains de-duplication remembers (see [`DomainReader`]).
+pub const DEDUP_WINDOW: usize = 1 << 21;
 
 /// A fixed-key hasher so de-duplication is deterministic across runs.
 #[derive(Debug, Clone, Default)]
@@ -148,7 +153,7 @@ impl<R: BufRead> DomainReader<R> {
         DomainReader {
             inner,
             line_no: 0,
-            seen: HashSet::with_hasher(FixedState),
+            seen: RecentSet::new(DEDUP_WINDOW),
             sha: Sha256::new(),
             buf: Vec::with_capacity(256),
             duplicates: 0,

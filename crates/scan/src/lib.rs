@@ -25,9 +25,10 @@ pub mod driver;
 pub mod input;
 pub mod journal;
 pub mod pipeline;
+pub mod recent;
 pub mod targets;
 pub mod verdict;
 
 pub use driver::{run_scan, ScanError, ScanJob, ScanOutcome, ScanState};
-pub use pipeline::{Progress, Scanner, Unit};
+pub use pipeline::{MemoryBounds, Progress, Scanner, Unit};
 pub mod report;

@@ -14,13 +14,11 @@
 //! the unit to the journal (one line) and then hands its records to the sink, so the journal
 //! always holds everything the sinks were given, and `--resume` can rebuild the outputs from it.
 
-use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::future::join_all;
-use futures::StreamExt;
 use mxray_dns::{DnsCollector, DomainDns, HostDns};
 use mxray_model::*;
 use mxray_mtasts::{MtaStsInput, MxTlsFacts, PolicyFetcher};
@@ -28,6 +26,7 @@ use mxray_smtp::{ProbeTarget, Prober};
 use tokio::sync::{mpsc, OnceCell};
 use uuid::Uuid;
 
+use crate::recent::{RecentMap, RecentSet};
 use crate::verdict::{self, DomainFacts, HostFacts};
 
 /// At most this many MX hosts per domain are followed (a hostile zone could list thousands).
@@ -46,8 +45,11 @@ pub struct Progress {
     pub probes_done: AtomicU64,
     /// Probes that ended in an error class.
     pub probe_errors: AtomicU64,
-    /// MTA-STS assessments finished.
+    /// MTA-STS assessments started / finished.
+    pub mta_sts_started: AtomicU64,
     pub mta_sts_done: AtomicU64,
+    /// Domains in the input, once known (0: not known yet, e.g. stdin).
+    pub domains_total: AtomicU64,
     /// Domains whose unit reached the writer.
     pub domains_done: AtomicU64,
     /// Domains with at least one DNS error.
@@ -58,7 +60,114 @@ pub struct Progress {
     pub tally: Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
+/// A consistent reading of the [`Progress`] counters at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProgressSnapshot {
+    pub domains_total: Option<u64>,
+    pub domains_started: u64,
+    pub domains_done: u64,
+    pub dns_in_flight: u64,
+    pub probes_in_flight: u64,
+    pub probes_done: u64,
+    pub probe_errors: u64,
+    pub mta_sts_in_flight: u64,
+    pub dns_errors: u64,
+    pub records_written: u64,
+}
+
+impl ProgressSnapshot {
+    /// The line people read (terminal status line and plain log line alike): rounded rates
+    /// with thousands separators, the share and an ETA when the input size is known, and what
+    /// is still being waited for per stage. `rate` is domains per second.
+    pub fn line(&self, elapsed_secs: f64, rate: f64) -> String {
+        let mut s = match self.domains_total {
+            Some(total) if total > 0 => {
+                let pct = 100.0 * self.domains_done as f64 / total as f64;
+                let left = total.saturating_sub(self.domains_done);
+                let eta = if rate > 0.0 && left > 0 {
+                    format!(", ETA {}", duration_text(left as f64 / rate))
+                } else {
+                    String::new()
+                };
+                format!(
+                    "domains {}/{} ({pct:.0} %), {}/s{eta}",
+                    thousands(self.domains_done),
+                    thousands(total),
+                    thousands(rate.round() as u64)
+                )
+            }
+            _ => format!(
+                "domains {}, {}/s",
+                thousands(self.domains_done),
+                thousands(rate.round() as u64)
+            ),
+        };
+        s.push_str(&format!(
+            "; in flight: dns {}, smtp {}, mta-sts {}",
+            thousands(self.dns_in_flight),
+            thousands(self.probes_in_flight),
+            thousands(self.mta_sts_in_flight)
+        ));
+        s.push_str(&format!(
+            "; probes {} ({} errors), dns errors {}, records {}",
+            thousands(self.probes_done),
+            thousands(self.probe_errors),
+            thousands(self.dns_errors),
+            thousands(self.records_written)
+        ));
+        if elapsed_secs > 0.0 {
+            s.insert_str(0, &format!("{} ", duration_text(elapsed_secs)));
+        }
+        s
+    }
+}
+
+/// `1234567` as `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Seconds as `42 s`, `3 min 05 s`, `2 h 07 min`.
+pub fn duration_text(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    if s < 60 {
+        format!("{s} s")
+    } else if s < 3600 {
+        format!("{} min {:02} s", s / 60, s % 60)
+    } else {
+        format!("{} h {:02} min", s / 3600, (s % 3600) / 60)
+    }
+}
+
 impl Progress {
+    /// Reads every counter once.
+    pub fn snapshot(&self) -> ProgressSnapshot {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let started = l(&self.domains_started);
+        let dns_done = l(&self.dns_done);
+        let total = l(&self.domains_total);
+        ProgressSnapshot {
+            domains_total: (total > 0).then_some(total),
+            domains_started: started,
+            domains_done: l(&self.domains_done),
+            dns_in_flight: started.saturating_sub(dns_done),
+            probes_in_flight: l(&self.probes_started).saturating_sub(l(&self.probes_done)),
+            probes_done: l(&self.probes_done),
+            probe_errors: l(&self.probe_errors),
+            mta_sts_in_flight: l(&self.mta_sts_started).saturating_sub(l(&self.mta_sts_done)),
+            dns_errors: l(&self.dns_errors),
+            records_written: l(&self.records_written),
+        }
+    }
+
     fn count_verdicts(&self, d: &DomainRecord) {
         let mut t = lock(&self.tally);
         for key in [
@@ -105,12 +214,52 @@ pub struct Unit {
 
 /// Probe results shared between domains: one probe per key per scan.
 type ProbeKey = (IpAddr, u16, Option<String>);
+type ProbeCell = Arc<OnceCell<Arc<SmtpProbeRecord>>>;
 
-#[derive(Debug, Default)]
+/// How much per-scan state is kept, in entries ([`crate::recent`]): past these bounds the
+/// least recently used entries are forgotten, so memory does not grow with the input.
+/// Defaults, with the measured cost per entry in docs/benchmarks.md: 100,000 probes (a slim
+/// probe is a few hundred bytes), 200,000 host names and 200,000 certificate hashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryBounds {
+    /// Distinct (IP, port, SNI) probes remembered.
+    pub probes: usize,
+    /// MX host names whose `dns_host` record was written.
+    pub hosts: usize,
+    /// Certificate SHA-256s written.
+    pub certificates: usize,
+}
+
+impl Default for MemoryBounds {
+    fn default() -> Self {
+        MemoryBounds {
+            probes: 100_000,
+            hosts: 200_000,
+            certificates: 200_000,
+        }
+    }
+}
+
+#[derive(Debug)]
 struct Shared {
-    probes: Mutex<HashMap<ProbeKey, Arc<OnceCell<Arc<SmtpProbeRecord>>>>>,
-    hosts_written: Mutex<HashSet<String>>,
-    certs_written: Mutex<HashSet<String>>,
+    probes: Mutex<RecentMap<ProbeKey, ProbeCell>>,
+    hosts_written: Mutex<RecentSet<String>>,
+    certs_written: Mutex<RecentSet<String>>,
+}
+
+impl Shared {
+    fn new(b: MemoryBounds) -> Self {
+        Shared {
+            probes: Mutex::new(RecentMap::new(b.probes)),
+            hosts_written: Mutex::new(RecentSet::new(b.hosts)),
+            certs_written: Mutex::new(RecentSet::new(b.certificates)),
+        }
+    }
+}
+
+/// A probe still in flight: domains wait for it, so it is never forgotten.
+fn in_flight(cell: &ProbeCell) -> bool {
+    !cell.initialized()
 }
 
 /// The scanning engines and the scan's identity.
@@ -146,8 +295,14 @@ impl Scanner {
             vantage,
             smtp_port,
             concurrency: concurrency.max(1),
-            shared: Arc::new(Shared::default()),
+            shared: Arc::new(Shared::new(MemoryBounds::default())),
         }
+    }
+
+    /// The same scanner with other memory bounds (before the scan starts).
+    pub fn with_memory_bounds(mut self, bounds: MemoryBounds) -> Self {
+        self.shared = Arc::new(Shared::new(bounds));
+        self
     }
 
     /// Marks the records of a journal unit as already produced (for `--resume`): their hosts,
@@ -164,8 +319,11 @@ impl Scanner {
                 Record::SmtpProbe(p) => {
                     if let Ok(ip) = p.ip.parse::<IpAddr>() {
                         let cell = OnceCell::new_with(Some(Arc::new(slim_probe(p))));
-                        lock(&self.shared.probes)
-                            .insert((ip, p.port, p.sni.clone()), Arc::new(cell));
+                        lock(&self.shared.probes).insert(
+                            (ip, p.port, p.sni.clone()),
+                            Arc::new(cell),
+                            in_flight,
+                        );
                     }
                 }
                 _ => {}
@@ -175,31 +333,56 @@ impl Scanner {
 
     /// Runs the pipeline over `domains` until the channel closes or `stop` is set; every unit
     /// goes to `out` (the writer). Returns when all started domains are finished.
+    ///
+    /// Each domain is its own task on the runtime's worker threads (so TLS handshakes,
+    /// certificate parsing, DNSSEC checks and verdicts use every core), at most
+    /// `concurrency` at once: a domain takes a slot before it is taken from the input and
+    /// gives it back only once its unit is in the writer's bounded queue, so a slow writer
+    /// slows the scan down instead of growing memory. After `stop`, no new domain starts and
+    /// every started one finishes.
     pub async fn run(
         &self,
-        domains: mpsc::Receiver<String>,
+        mut domains: mpsc::Receiver<String>,
         out: mpsc::Sender<Unit>,
         progress: Arc<Progress>,
         stop: Arc<AtomicBool>,
     ) {
-        let stream = tokio_stream_from(domains).take_while(|_| {
-            let go = !stop.load(Ordering::Relaxed);
-            async move { go }
-        });
-        stream
-            .for_each_concurrent(self.concurrency, |domain| {
-                let out = out.clone();
-                let progress = progress.clone();
-                async move {
-                    progress.domains_started.fetch_add(1, Ordering::Relaxed);
-                    let unit = self.scan_domain(&domain, &progress).await;
-                    progress.domains_done.fetch_add(1, Ordering::Relaxed);
-                    // The writer only goes away when mxray itself is failing; the error is
-                    // reported there.
-                    let _ = out.send(unit).await;
-                }
-            })
-            .await;
+        let slots = Arc::new(tokio::sync::Semaphore::new(self.concurrency));
+        let mut tasks = tokio::task::JoinSet::new();
+        loop {
+            // The semaphore is never closed.
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                break;
+            };
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let Some(domain) = domains.recv().await else {
+                break;
+            };
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let me = self.clone();
+            let out = out.clone();
+            let progress = progress.clone();
+            tasks.spawn(async move {
+                progress.domains_started.fetch_add(1, Ordering::Relaxed);
+                let unit = me.scan_domain(&domain, &progress).await;
+                progress.domains_done.fetch_add(1, Ordering::Relaxed);
+                // The writer only goes away when mxray itself is failing; the error is
+                // reported there.
+                let _ = out.send(unit).await;
+                drop(slot);
+            });
+            // Reap finished tasks so the set holds at most `concurrency` entries.
+            while let Some(done) = tasks.try_join_next() {
+                report_task_end(done);
+            }
+        }
+        while let Some(done) = tasks.join_next().await {
+            report_task_end(done);
+        }
     }
 
     /// Everything for one domain.
@@ -307,7 +490,7 @@ impl Scanner {
         progress: &Progress,
     ) -> (Arc<SmtpProbeRecord>, Vec<Record>) {
         let key = (target.ip, target.port, target.sni.clone());
-        let cell = lock(&self.shared.probes).entry(key).or_default().clone();
+        let cell = lock(&self.shared.probes).get_or_insert_with(key, ProbeCell::default, in_flight);
         let mut produced: Vec<Record> = Vec::new();
         let record = cell
             .get_or_init(|| async {
@@ -337,6 +520,7 @@ impl Scanner {
         dns: &DomainDns,
         progress: &Progress,
     ) -> mxray_mtasts::MtaStsAssessment {
+        progress.mta_sts_started.fetch_add(1, Ordering::Relaxed);
         let input = mta_sts_input(&self.dns, domain, dns).await;
         let a = mxray_mtasts::assess(&input, &self.fetcher).await;
         progress.mta_sts_done.fetch_add(1, Ordering::Relaxed);
@@ -389,6 +573,50 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn tokio_stream_from<T: Send + 'static>(rx: mpsc::Receiver<T>) -> impl futures::Stream<Item = T> {
-    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) })
+/// A domain task that panicked is a bug in mxray: say so loudly (its domain has no unit, so
+/// `--resume` scans it again).
+fn report_task_end(done: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done {
+        tracing::error!("a domain task failed: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_reads_like_a_person_writes_it() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_664), "1,664");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(duration_text(42.4), "42 s");
+        assert_eq!(duration_text(185.0), "3 min 05 s");
+        assert_eq!(duration_text(7_620.0), "2 h 07 min");
+        let s = ProgressSnapshot {
+            domains_total: Some(100_000),
+            domains_done: 25_000,
+            probes_in_flight: 340,
+            dns_in_flight: 12,
+            mta_sts_in_flight: 3,
+            probes_done: 30_000,
+            probe_errors: 2,
+            records_written: 120_000,
+            ..Default::default()
+        };
+        assert_eq!(
+            s.line(15.0, 1_664.522_396_155_256),
+            "15 s domains 25,000/100,000 (25 %), 1,665/s, ETA 45 s; in flight: dns 12, \
+             smtp 340, mta-sts 3; probes 30,000 (2 errors), dns errors 0, records 120,000"
+        );
+        let unknown = ProgressSnapshot {
+            domains_total: None,
+            domains_done: 10,
+            ..Default::default()
+        };
+        assert!(unknown
+            .line(0.0, 2.0)
+            .starts_with("domains 10, 2/s; in flight"));
+    }
 }

@@ -45,9 +45,13 @@ pub const MANIFEST_FORMAT: &str = "mxray-parquet";
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ParquetOptions {
-    /// Rows per row group (and per write to disk). Default 32,768: about 30 MB of buffered
-    /// `smtp_probe` rows, large enough for good compression, small enough to bound memory.
+    /// Rows per row group (and per write to disk). Default 32,768: large enough for good
+    /// compression.
     pub row_group_rows: usize,
+    /// A row group is also written once a table's buffered values reach this many bytes, so
+    /// memory is bounded by bytes whatever the rows hold (an `smtp_probe` row carries up to
+    /// 8 KiB of transcript). Default 8 MiB per table: seven tables, at most ~56 MiB.
+    pub row_group_bytes: usize,
     /// zstd level. Default 3 (zstd's own default: fast, and files a third of snappy's size).
     pub zstd_level: i32,
 }
@@ -56,6 +60,7 @@ impl Default for ParquetOptions {
     fn default() -> Self {
         ParquetOptions {
             row_group_rows: 32_768,
+            row_group_bytes: 8 << 20,
             zstd_level: 3,
         }
     }
@@ -300,6 +305,16 @@ enum Values {
 }
 
 impl Values {
+    /// Bytes held by the buffered values.
+    fn bytes(&self) -> usize {
+        match self {
+            Values::Bytes { data, ends } => data.len() + ends.len() * 8,
+            Values::I32(v) => v.len() * 4,
+            Values::I64(v) => v.len() * 8,
+            Values::Bool(v) => v.len(),
+        }
+    }
+
     fn clear(&mut self) {
         match self {
             Values::Bytes { data, ends } => {
@@ -418,6 +433,14 @@ impl Columns {
     fn clear(&mut self) {
         self.leaves.iter_mut().for_each(Leaf::clear);
         self.rows = 0;
+    }
+
+    /// Bytes held by the buffered values and levels of every leaf.
+    fn bytes(&self) -> usize {
+        self.leaves
+            .iter()
+            .map(|l| l.values.bytes() + (l.def.len() + l.rep.len()) * 2)
+            .sum()
     }
 }
 
@@ -981,7 +1004,11 @@ impl ParquetSink {
         let idx = TABLES.iter().position(|&k| k == kind).unwrap_or(0);
         let file = &mut self.files[idx];
         file.push(record)?;
-        if file.buf.rows >= self.options.row_group_rows {
+        // The byte count is a sum over the leaves: look at it every 64 rows.
+        let rows = file.buf.rows;
+        if rows >= self.options.row_group_rows
+            || (rows % 64 == 0 && file.buf.bytes() >= self.options.row_group_bytes)
+        {
             file.write_row_group()?;
         }
         count(&mut self.rows, kind, 1);
@@ -1245,6 +1272,38 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().ends_with(".partial"))
             .collect();
         assert!(leftovers.is_empty());
+    }
+
+    #[test]
+    fn row_groups_are_bounded_by_bytes_too() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let opts = ParquetOptions {
+            row_group_bytes: 64 * 1024,
+            ..ParquetOptions::default()
+        };
+        let mut sink = ParquetSink::create(dir.path(), opts).expect("create");
+        let mut p = examples::smtp_probe();
+        p.transcript = "x".repeat(4096);
+        let idx = TABLES
+            .iter()
+            .position(|&k| k == RecordKind::SmtpProbe)
+            .expect("table");
+        for _ in 0..1000 {
+            sink.write_sync(&Record::from(p.clone())).expect("write");
+            // 64 rows of 4 KiB transcripts exceed 64 KiB: never more than 64 rows buffered.
+            assert!(
+                sink.files[idx].buf.rows <= 64,
+                "{}",
+                sink.files[idx].buf.rows
+            );
+        }
+        sink.close_sync().expect("close");
+        let back = read_table_file(
+            &dir.path().join("smtp_probes.parquet"),
+            RecordKind::SmtpProbe,
+        )
+        .expect("read");
+        assert_eq!(back.len(), 1000);
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! `mxray lab`: run the loopback lab in the foreground (or print its table with `--list`).
 
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use mxray_lab::{Lab, LabOptions, PortChoice};
+use serde::{Deserialize, Serialize};
 
 use crate::settings::Settings;
 
@@ -33,6 +36,70 @@ pub(crate) struct LabArgs {
     /// directory under the system temporary directory).
     #[arg(long)]
     pub lab_dir: Option<std::path::PathBuf>,
+}
+
+/// What a scanner needs to reach a running lab: written by `mxray lab --lab-dir DIR` to
+/// `DIR/lab.json` and read by `mxray scan --lab-remote DIR`, so the lab can run in a process of
+/// its own (benchmarks measure the scanner alone); built in-process for `mxray scan --lab`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct LabEndpoints {
+    /// The lab's authoritative DNS (validate with `trust_anchor`).
+    pub resolver: SocketAddr,
+    /// Its validating-resolver emulation (`--dnssec ad`).
+    pub ad_resolver: SocketAddr,
+    /// Where every lab SMTP address listens (25, or a high port the scanner remaps 25 to).
+    pub smtp_port: u16,
+    /// Where the MTA-STS HTTPS server listens (443, or a high port).
+    pub https_port: u16,
+    /// The source address of the `isp` vantage (behind the stripping middlebox).
+    pub isp_source_ip: IpAddr,
+    /// The trust anchor (DS/DNSKEY lines).
+    pub trust_anchor: String,
+    /// The lab CA certificate, PEM.
+    pub ca_pem: String,
+    /// The lab's domains (case domains, then synthetic ones).
+    pub domains: Vec<String>,
+    /// How many of them are synthetic.
+    pub synthetic_domains: usize,
+}
+
+/// The file in a `--lab-dir` that holds the [`LabEndpoints`].
+pub(crate) const LAB_FILE: &str = "lab.json";
+
+impl LabEndpoints {
+    pub(crate) fn of(lab: &Lab, synthetic_domains: usize) -> Self {
+        LabEndpoints {
+            resolver: lab.resolver(),
+            ad_resolver: lab.ad_resolver(),
+            smtp_port: lab.smtp_port(),
+            https_port: lab.https_port(),
+            isp_source_ip: lab
+                .vantage_source_ip("isp")
+                .unwrap_or(IpAddr::from([127, 0, 99, 1])),
+            trust_anchor: lab.trust_anchor_text(),
+            ca_pem: lab.ca_pem(),
+            domains: lab.domains(),
+            synthetic_domains,
+        }
+    }
+
+    /// Reads `DIR/lab.json`.
+    pub(crate) fn load(dir: &Path) -> anyhow::Result<Self> {
+        let path = dir.join(LAB_FILE);
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "{}: cannot read (start the lab with `mxray lab --lab-dir {}`)",
+                path.display(),
+                dir.display()
+            )
+        })?;
+        serde_json::from_str(&text).with_context(|| format!("{}: not a lab file", path.display()))
+    }
+
+    /// The source address a vantage scans the lab from (`isp`: behind the middlebox).
+    pub(crate) fn vantage_source_ip(&self, vantage: &str) -> Option<IpAddr> {
+        (vantage == "isp").then_some(self.isp_source_ip)
+    }
 }
 
 pub(crate) async fn run(_settings: &Settings, args: &LabArgs) -> anyhow::Result<ExitCode> {
@@ -72,7 +139,20 @@ pub(crate) async fn run(_settings: &Settings, args: &LabArgs) -> anyhow::Result<
     let ca = dir.join("lab-ca.pem");
     std::fs::write(&anchor, lab.trust_anchor_text()).context("writing the trust anchor")?;
     std::fs::write(&ca, lab.ca_pem()).context("writing the CA certificate")?;
+    let endpoints = LabEndpoints::of(&lab, args.lab_domains);
+    std::fs::write(dir.join("domains.txt"), endpoints.domains.join("\n") + "\n")
+        .context("writing the domain list")?;
+    // Written last and renamed into place: a scanner waiting for it sees a complete file.
+    let tmp = dir.join(format!("{LAB_FILE}.tmp"));
+    std::fs::write(&tmp, serde_json::to_string_pretty(&endpoints)?)
+        .and_then(|_| std::fs::rename(&tmp, dir.join(LAB_FILE)))
+        .context("writing the lab file")?;
     print!("{}", lab.describe());
+    println!(
+        "lab file: {} (scan it from another process: mxray scan --lab-remote {})",
+        dir.join(LAB_FILE).display(),
+        dir.display()
+    );
     println!("trust anchor: {}", anchor.display());
     println!("CA certificate: {}", ca.display());
     println!(

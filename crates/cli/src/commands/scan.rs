@@ -33,6 +33,11 @@ pub(crate) struct ScanArgs {
     /// for every client (for history_regression).
     #[arg(long, default_value_t = 0)]
     pub lab_epoch: u32,
+    /// Scan a lab that runs in another process (`mxray lab --lab-dir DIR`): its resolver,
+    /// trust anchor, CA and ports come from DIR/lab.json, its domains from the lab unless a
+    /// domains file is given. For benchmarks that measure the scanner alone.
+    #[arg(long, value_name = "DIR", conflicts_with = "lab")]
+    pub lab_remote: Option<PathBuf>,
     /// No progress display on stderr.
     #[arg(long, short)]
     pub quiet: bool,
@@ -71,7 +76,22 @@ pub(crate) async fn run(settings: &Settings, args: &ScanArgs) -> anyhow::Result<
         || (settings.outputs.clickhouse.is_none() && settings.outputs.jsonl.is_none());
 
     let mut lab: Option<Lab> = None;
-    let (input_name, input): (String, Box<dyn BufRead + Send>) = if args.lab {
+    let mut endpoints: Option<super::lab::LabEndpoints> = None;
+    let remote = match &args.lab_remote {
+        Some(dir) => Some(super::lab::LabEndpoints::load(dir)?),
+        None => None,
+    };
+    let (input_name, input): (String, Box<dyn BufRead + Send>) = if let (Some(e), None) =
+        (&remote, &args.input)
+    {
+        configure_for_lab(&mut settings, e, &out_dir)?;
+        let list = e.domains.join("\n") + "\n";
+        endpoints = remote.clone();
+        (
+            "lab".to_owned(),
+            Box::new(std::io::Cursor::new(list.into_bytes())),
+        )
+    } else if args.lab {
         if args.input.is_some() {
             return Err(UsageError("give either a domains file or --lab, not both".into()).into());
         }
@@ -83,14 +103,20 @@ pub(crate) async fn run(settings: &Settings, args: &ScanArgs) -> anyhow::Result<
         })
         .await
         .context("starting the lab")?;
-        configure_for_lab(&mut settings, &started, &out_dir)?;
-        let list = started.domains().join("\n") + "\n";
+        let e = super::lab::LabEndpoints::of(&started, args.lab_domains);
+        configure_for_lab(&mut settings, &e, &out_dir)?;
+        let list = e.domains.join("\n") + "\n";
+        endpoints = Some(e);
         lab = Some(started);
         (
             "lab".to_owned(),
             Box::new(std::io::Cursor::new(list.into_bytes())),
         )
     } else {
+        if let Some(e) = &remote {
+            configure_for_lab(&mut settings, e, &out_dir)?;
+            endpoints = remote.clone();
+        }
         match args.input.as_deref() {
             None => {
                 return Err(
@@ -109,7 +135,7 @@ pub(crate) async fn run(settings: &Settings, args: &ScanArgs) -> anyhow::Result<
         }
     };
 
-    let dialer = lab_dialer(&settings, lab.as_ref());
+    let dialer = lab_dialer(&settings, endpoints.as_ref());
     let dns = engines::dns_collector(&settings)?;
     let prober = engines::prober(&settings, &dialer, scan_id)?;
     let fetcher = engines::fetcher(&settings, &dialer)?;
@@ -186,6 +212,12 @@ pub(crate) async fn run(settings: &Settings, args: &ScanArgs) -> anyhow::Result<
     };
 
     let progress = Arc::new(Progress::default());
+    match (&endpoints, &args.input) {
+        (Some(e), None) => progress
+            .domains_total
+            .store(e.domains.len() as u64, Ordering::Relaxed),
+        _ => count_input_in_background(progress.clone(), args.input.clone(), settings.shard),
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let signals = tokio::spawn(watch_signals(stop.clone()));
     let display = tokio::spawn(show_progress(progress.clone(), args.quiet));
@@ -252,17 +284,29 @@ async fn reverse_dns(scanner: &Scanner, ip: std::net::IpAddr) -> Option<String> 
 /// loopback destinations allowed, and the isp vantage's source address.
 fn configure_for_lab(
     settings: &mut Settings,
-    lab: &Lab,
+    lab: &super::lab::LabEndpoints,
     out_dir: &std::path::Path,
 ) -> anyhow::Result<()> {
+    // The lab answers on loopback in milliseconds, and its slow cases are known: a tarpit that
+    // never greets. Unless --timeout was given, wait 2 s per step (the greeting 4 s: still
+    // recorded as `greeting_timeout`) so `mxray scan --lab` takes seconds, not the 20 s of
+    // the real-world greeting timeout; 5 s with synthetic domains, whose thousands of
+    // sessions on a small machine need headroom.
+    if !settings.timeout_given {
+        settings.timeout = if lab.synthetic_domains == 0 {
+            Duration::from_secs(2)
+        } else {
+            Duration::from_secs(5)
+        };
+    }
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     // Kept beside the results: it is the anchor the scan's DNSSEC statuses rest on.
     let anchor = out_dir.join("lab-trust-anchor.txt");
-    std::fs::write(&anchor, lab.trust_anchor_text()).context("writing the lab trust anchor")?;
-    settings.resolvers = vec![lab.resolver()];
+    std::fs::write(&anchor, &lab.trust_anchor).context("writing the lab trust anchor")?;
+    settings.resolvers = vec![lab.resolver];
     settings.dnssec = DnssecChoice::Validate;
     settings.trust_anchor = Some(anchor);
-    let mut pem = lab.ca_pem();
+    let mut pem = lab.ca_pem.clone();
     if let Some(extra) = &settings.ca_pem {
         pem.push_str(extra);
     }
@@ -277,14 +321,14 @@ fn configure_for_lab(
     Ok(())
 }
 
-fn lab_dialer(settings: &Settings, lab: Option<&Lab>) -> mxray_net::Dialer {
+fn lab_dialer(settings: &Settings, lab: Option<&super::lab::LabEndpoints>) -> mxray_net::Dialer {
     let mut d = settings.dialer();
     if let Some(lab) = lab {
-        if lab.smtp_port() != 25 {
-            d = d.with_port_remap(25, lab.smtp_port());
+        if lab.smtp_port != 25 {
+            d = d.with_port_remap(25, lab.smtp_port);
         }
-        if lab.https_port() != 443 {
-            d = d.with_port_remap(443, lab.https_port());
+        if lab.https_port != 443 {
+            d = d.with_port_remap(443, lab.https_port);
         }
     }
     d
@@ -312,54 +356,95 @@ async fn watch_signals(stop: Arc<AtomicBool>) {
     }
 }
 
-/// Progress on stderr: indicatif bars on a terminal, a plain line every 10 s otherwise.
+/// Progress on stderr: on a terminal a bar (when the input size is known) with the status line
+/// below it, refreshed 5 times a second; otherwise the same status line every 10 s. The rate is
+/// the last ten seconds' (so the ETA follows slowdowns), rounded.
 async fn show_progress(p: Arc<Progress>, quiet: bool) {
     if quiet {
         return;
     }
-    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     let started = Instant::now();
+    let mut window: std::collections::VecDeque<(Instant, u64)> = Default::default();
+    let mut rate_now = move |done: u64| {
+        let now = Instant::now();
+        window.push_back((now, done));
+        while window.len() > 2 && now.duration_since(window[0].0) > Duration::from_secs(10) {
+            window.pop_front();
+        }
+        let (t0, d0) = window[0];
+        let secs = now.duration_since(t0).as_secs_f64();
+        if secs > 0.0 {
+            done.saturating_sub(d0) as f64 / secs
+        } else {
+            0.0
+        }
+    };
     if std::io::stderr().is_terminal() {
-        use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-        let multi = MultiProgress::new();
-        let style = ProgressStyle::with_template("{prefix:>9} {pos:>9} {per_sec:>12} {msg}")
+        use indicatif::{ProgressBar, ProgressStyle};
+        let bar = ProgressBar::new(0);
+        let with_total = ProgressStyle::with_template("{bar:40.cyan/blue} {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+        let without = ProgressStyle::with_template("{spinner} {wide_msg}")
             .unwrap_or_else(|_| ProgressStyle::default_spinner());
-        let bar = |name: &str| {
-            let b = multi.add(ProgressBar::new_spinner());
-            b.set_style(style.clone());
-            b.set_prefix(name.to_owned());
-            b
-        };
-        let (dns, smtp, sts, done) = (bar("dns"), bar("smtp"), bar("mta-sts"), bar("domains"));
+        bar.set_style(without.clone());
+        let mut styled_total = false;
         loop {
-            dns.set_position(load(&p.dns_done));
-            dns.set_message(format!("{} with DNS errors", load(&p.dns_errors)));
-            smtp.set_position(load(&p.probes_done));
-            smtp.set_message(format!(
-                "{} in flight, {} errors",
-                load(&p.probes_started).saturating_sub(load(&p.probes_done)),
-                load(&p.probe_errors)
-            ));
-            sts.set_position(load(&p.mta_sts_done));
-            done.set_position(load(&p.domains_done));
-            done.set_message(format!("{} records written", load(&p.records_written)));
+            let snap = p.snapshot();
+            if let (Some(total), false) = (snap.domains_total, styled_total) {
+                bar.set_length(total);
+                bar.set_style(with_total.clone());
+                styled_total = true;
+            }
+            bar.set_position(snap.domains_done);
+            bar.set_message(
+                snap.line(started.elapsed().as_secs_f64(), rate_now(snap.domains_done)),
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     } else {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut n = 0u64;
         loop {
-            tokio::time::sleep(Duration::from_secs(10)).await;
-            eprintln!(
-                "mxray: {:>6.0}s domains {} (dns {}, probes {} / {} errors, mta-sts {}), records {}",
-                started.elapsed().as_secs_f64(),
-                load(&p.domains_done),
-                load(&p.dns_done),
-                load(&p.probes_done),
-                load(&p.probe_errors),
-                load(&p.mta_sts_done),
-                load(&p.records_written)
-            );
+            tick.tick().await;
+            let snap = p.snapshot();
+            let rate = rate_now(snap.domains_done);
+            n += 1;
+            if n % 10 == 0 {
+                eprintln!(
+                    "mxray: {}",
+                    snap.line(started.elapsed().as_secs_f64(), rate)
+                );
+            }
         }
     }
+}
+
+/// Counts the domains of the input in the background so the progress shows a share and an
+/// ETA: exact for the lab, a pre-pass over a regular file (with the same normalisation,
+/// de-duplication and shard filter as the scan), unknown for stdin.
+fn count_input_in_background(
+    p: Arc<Progress>,
+    path: Option<String>,
+    shard: crate::settings::Shard,
+) {
+    let Some(path) = path.filter(|p| p != "-") else {
+        return;
+    };
+    tokio::task::spawn_blocking(move || {
+        let Ok(f) = std::fs::File::open(&path) else {
+            return;
+        };
+        let mut r = mxray_scan::input::DomainReader::new(BufReader::with_capacity(1 << 16, f));
+        let mut n = 0u64;
+        while let Ok(Some(item)) = r.next_item() {
+            if let mxray_scan::input::InputItem::Domain(d) = item {
+                if shard.contains(&d) {
+                    n += 1;
+                }
+            }
+        }
+        p.domains_total.store(n, Ordering::Relaxed);
+    });
 }
 
 fn print_summary(
