@@ -290,14 +290,10 @@ fn configure_for_lab(
     // The lab answers on loopback in milliseconds, and its slow cases are known: a tarpit that
     // never greets. Unless --timeout was given, wait 2 s per step (the greeting 4 s: still
     // recorded as `greeting_timeout`) so `mxray scan --lab` takes seconds, not the 20 s of
-    // the real-world greeting timeout; 5 s with synthetic domains, whose thousands of
-    // sessions on a small machine need headroom.
+    // the real-world greeting timeout. A lab session that needs longer on a loaded machine
+    // shows up as an error class in the results, never silently.
     if !settings.timeout_given {
-        settings.timeout = if lab.synthetic_domains == 0 {
-            Duration::from_secs(2)
-        } else {
-            Duration::from_secs(5)
-        };
+        settings.timeout = Duration::from_secs(2);
     }
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     // Kept beside the results: it is the anchor the scan's DNSSEC statuses rest on.

@@ -1,0 +1,76 @@
+//! The lab in a process of its own (`mxray lab --lab-dir DIR`) scanned from another
+//! (`mxray scan --lab-remote DIR`) reports the same postures as the lab's table: what the
+//! benchmarks use to measure the scanner alone.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mxray_lab::{LabOptions, PortChoice};
+use mxray_model::{DomainRecord, Record};
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_lab_served_by_another_process_scans_like_the_built_in_one() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let lab_dir = dir.path().join("lab");
+    let lab = Command::new(env!("CARGO_BIN_EXE_mxray"))
+        .args(["lab", "--lab-ports", "high", "--lab-dir"])
+        .arg(&lab_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start mxray lab");
+    let _lab = Killed(lab);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !lab_dir.join("lab.json").exists() {
+        assert!(Instant::now() < deadline, "the lab did not write lab.json");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let out = common::run_ok([
+        "scan".as_ref(),
+        "--lab-remote".as_ref(),
+        lab_dir.as_os_str(),
+        "--quiet".as_ref(),
+        "--jsonl".as_ref(),
+        "-".as_ref(),
+        "--out".as_ref(),
+        dir.path().join("out").as_os_str(),
+    ]);
+    let mut got: BTreeMap<String, DomainRecord> = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if let Ok(Record::Domain(d)) = serde_json::from_str::<Record>(line) {
+            got.insert(d.domain.clone(), d);
+        }
+    }
+    let expected = mxray_lab::expected_postures(&LabOptions {
+        ports: PortChoice::High,
+        ..LabOptions::default()
+    })
+    .expect("lab table");
+    assert_eq!(got.len(), expected.len());
+    let mut wrong = Vec::new();
+    for e in &expected {
+        match got.get(&e.domain) {
+            Some(d) => wrong.extend(
+                e.clean
+                    .mismatches(d)
+                    .into_iter()
+                    .map(|m| format!("{}: {m}", e.domain)),
+            ),
+            None => wrong.push(format!("{}: no domain record", e.domain)),
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
