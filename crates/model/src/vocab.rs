@@ -374,6 +374,9 @@ vocabulary! {
         Greeting5xx => "greeting_5xx",
         /// Both EHLO and HELO refused.
         EhloRejected => "ehlo_rejected",
+        /// EHLO (or HELO) answered `421`: the server is busy or shutting down. Transient: the
+        /// server may well accept a later session, so it is never "refused".
+        Busy => "busy",
         /// STARTTLS answered with 4xx (e.g. 454 TLS not available).
         Starttls4xx => "starttls_4xx",
         /// STARTTLS answered with 5xx.
@@ -387,6 +390,9 @@ vocabulary! {
         TlsReset => "tls_reset",
         /// The handshake did not finish in time.
         TlsTimeout => "tls_timeout",
+        /// A TLS message larger than mxray's TLS engine accepts (a certificate message over
+        /// 64 KiB, an oversized record): mxray's limit, never a stripping signal.
+        TlsTooLarge => "tls_too_large",
         /// Any other handshake failure (garbage instead of TLS records, ...).
         TlsError => "tls_error",
         /// TLS completed, then the EHLO after TLS failed.
@@ -417,6 +423,8 @@ vocabulary! {
         BadSignature => "bad_signature",
         /// Not a usable server certificate (bad encoding, wrong key usage, ...).
         BadCertificate => "bad_certificate",
+        /// The chain is longer, or costs more signature checks, than the verifier allows.
+        PathTooLong => "path_too_long",
         Other => "other",
     }
 }
@@ -428,9 +436,10 @@ impl PkixError {
             PkixError::Expired | PkixError::NotYetValid => TlsRptResult::CertificateExpired,
             PkixError::NameMismatch => TlsRptResult::CertificateHostMismatch,
             PkixError::UnknownIssuer | PkixError::SelfSigned => TlsRptResult::CertificateNotTrusted,
-            PkixError::BadSignature | PkixError::BadCertificate | PkixError::Other => {
-                TlsRptResult::ValidationFailure
-            }
+            PkixError::BadSignature
+            | PkixError::BadCertificate
+            | PkixError::PathTooLong
+            | PkixError::Other => TlsRptResult::ValidationFailure,
         }
     }
 }

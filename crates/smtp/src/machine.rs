@@ -202,6 +202,13 @@ impl Dialogue {
                     }
                 }
             }
+            State::ExpectEhloReply | State::ExpectHeloReply if reply.code == 421 => {
+                // RFC 5321 §3.8: the service is closing; try later. Busy, not refused.
+                let detail = summary();
+                self.obs.ehlo = Some(reply);
+                self.fail(ProbeErrorClass::Busy, format!("EHLO: {detail}"));
+                self.quit()
+            }
             State::ExpectEhloReply => {
                 if reply.code == 250 {
                     self.obs.ehlo_keywords = ehlo_keywords(&reply);
@@ -450,6 +457,30 @@ mod tests {
         assert_eq!(
             d.observations().error.as_ref().map(|e| e.0),
             Some(ProbeErrorClass::EhloRejected)
+        );
+    }
+
+    #[test]
+    fn a_421_to_ehlo_is_busy_not_rejected() {
+        let mut d = Dialogue::new("s");
+        d.on_reply(reply(220, &["x"]));
+        assert_eq!(
+            d.on_reply(reply(421, &["4.3.2 too many connections, try later"])),
+            Action::Send("QUIT".into())
+        );
+        assert_eq!(
+            d.observations().error.as_ref().map(|e| e.0),
+            Some(ProbeErrorClass::Busy)
+        );
+        assert!(!d.observations().reached_ehlo());
+        // After EHLO 5xx, a 421 to HELO is busy too.
+        let mut d = Dialogue::new("s");
+        d.on_reply(reply(220, &["x"]));
+        d.on_reply(reply(502, &["no EHLO"]));
+        d.on_reply(reply(421, &["closing"]));
+        assert_eq!(
+            d.observations().error.as_ref().map(|e| e.0),
+            Some(ProbeErrorClass::Busy)
         );
     }
 

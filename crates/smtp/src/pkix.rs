@@ -71,6 +71,18 @@ fn classify(e: &CertificateError, leaf: &CertificateDer<'_>, chain_len: usize) -
         C::NotValidForName | C::NotValidForNameContext { .. } => PkixError::NameMismatch,
         C::BadSignature => PkixError::BadSignature,
         C::BadEncoding => PkixError::BadCertificate,
+        C::Other(o)
+            if matches!(
+                o.0.downcast_ref::<webpki::Error>(),
+                Some(
+                    webpki::Error::MaximumPathDepthExceeded
+                        | webpki::Error::MaximumSignatureChecksExceeded
+                        | webpki::Error::MaximumPathBuildCallsExceeded
+                )
+            ) =>
+        {
+            PkixError::PathTooLong
+        }
         _ => PkixError::Other,
     }
 }
@@ -79,4 +91,42 @@ fn self_issued(der: &CertificateDer<'_>) -> bool {
     x509_parser::parse_x509_certificate(der.as_ref())
         .map(|(_, c)| c.subject().as_raw() == c.issuer().as_raw())
         .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+
+    #[test]
+    fn a_chain_longer_than_the_verifiers_budget_is_path_too_long() {
+        // Root -> 9 intermediates -> leaf: webpki stops at 6 intermediates.
+        let root_key = KeyPair::generate().expect("key");
+        let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name.push(rcgen::DnType::CommonName, "root");
+        let root = p.self_signed(&root_key).expect("root");
+        let mut issuer = Issuer::new(p, root_key);
+        let mut intermediates = Vec::new();
+        for i in 0..9 {
+            let key = KeyPair::generate().expect("key");
+            let mut p = CertificateParams::new(Vec::<String>::new()).expect("params");
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p.distinguished_name
+                .push(rcgen::DnType::CommonName, format!("ca{i}"));
+            let c = p.signed_by(&key, &issuer).expect("sign");
+            intermediates.push(c.der().clone());
+            issuer = Issuer::new(p, key);
+        }
+        let key = KeyPair::generate().expect("key");
+        let p = CertificateParams::new(vec!["mx.example".to_string()]).expect("params");
+        let leaf = p.signed_by(&key, &issuer).expect("leaf");
+        let mut chain = vec![leaf.der().clone()];
+        chain.extend(intermediates.into_iter().rev());
+        let checker = PkixChecker::new(root.pem().as_bytes()).expect("roots");
+        assert_eq!(
+            checker.check(&chain, "mx.example", UnixTime::now()),
+            Err(PkixError::PathTooLong)
+        );
+    }
 }

@@ -530,6 +530,16 @@ pub fn classify_tls_error(e: &io::Error) -> (ProbeErrorClass, Option<u8>, String
             None,
             format!("{e} (a signature scheme rustls does not offer, e.g. SHA-1)"),
         ),
+        // Over the engine's size limits (a certificate message over 64 KiB, an oversized
+        // record): mxray's limit, recorded apart so it is never read as a broken handshake.
+        Some(
+            e @ (rustls::Error::PeerSentOversizedRecord
+            | rustls::Error::InvalidMessage(
+                rustls::InvalidMessage::CertificatePayloadTooLarge
+                | rustls::InvalidMessage::HandshakePayloadTooLarge
+                | rustls::InvalidMessage::MessageTooLarge,
+            )),
+        ) => (ProbeErrorClass::TlsTooLarge, None, e.to_string()),
         Some(other) => (ProbeErrorClass::TlsError, None, other.to_string()),
         None => match e.kind() {
             io::ErrorKind::ConnectionReset

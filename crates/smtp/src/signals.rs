@@ -48,7 +48,8 @@ fn reply_masked(reply: Option<&Reply>) -> bool {
 /// - `starttls_rejected`: STARTTLS advertised, then refused with 4xx/5xx;
 /// - `tls_failed_after_ready`: `220` to STARTTLS, then a broken handshake, unless the failure
 ///   is mxray's own TLS engine's limit (`tls_incompatible`: no common version, cipher, group,
-///   or a key or signature the engine cannot verify);
+///   or a key or signature the engine cannot verify; `tls_too_large`: a message over its size
+///   limits);
 /// - `starttls_forced_ok`: STARTTLS sent although not advertised, accepted, handshake done.
 pub fn detect(obs: &Observations) -> Vec<StrippingSignal> {
     let mut out = Vec::new();
@@ -71,7 +72,13 @@ pub fn detect(obs: &Observations) -> Vec<StrippingSignal> {
     {
         out.push(StrippingSignal::StarttlsRejected);
     }
-    let engine_limit = matches!(obs.error, Some((ProbeErrorClass::TlsIncompatible, _)));
+    let engine_limit = matches!(
+        obs.error,
+        Some((
+            ProbeErrorClass::TlsIncompatible | ProbeErrorClass::TlsTooLarge,
+            _
+        ))
+    );
     if obs.tls_failed && !engine_limit {
         out.push(StrippingSignal::TlsFailedAfterReady);
     }

@@ -705,3 +705,47 @@ async fn close_during_handshake_is_tls_reset() {
     );
     assert!(r.chain_sha256.is_empty());
 }
+
+#[tokio::test]
+async fn a_certificate_message_over_the_engines_size_limit_is_tls_too_large_not_a_signal() {
+    // Three 30 KB certificates after the leaf make the Certificate message exceed rustls'
+    // 64 KiB limit (each alone stays under the 64 KiB DER length webpki parses).
+    let padded = || {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params =
+            rcgen::CertificateParams::new(vec!["pad.test".to_string()]).expect("params");
+        let mut v = vec![0x04, 0x82, 0x75, 0x30]; // OCTET STRING of 30,000 bytes
+        v.extend(std::iter::repeat(0x41).take(30_000));
+        params
+            .custom_extensions
+            .push(rcgen::CustomExtension::from_oid_content(
+                &[1, 3, 6, 1, 4, 1, 55555, 1],
+                v,
+            ));
+        let cert = params.self_signed(&key).expect("cert");
+        Cert {
+            der: cert.der().clone(),
+            pem: cert.pem(),
+            key,
+            params,
+        }
+    };
+    let l = leaf(&["mx.test"], None, None);
+    let (a, b, c) = (padded(), padded(), padded());
+    let srv = spawn(Spec::starttls(server_config(
+        &[&l, &a, &b, &c],
+        &l.key,
+        false,
+    )))
+    .await;
+    let r = probe(srv.addr, None, Some("mx.test")).await.record;
+    assert_eq!(
+        r.error_class,
+        Some(ProbeErrorClass::TlsTooLarge),
+        "{:?}",
+        r.error_detail
+    );
+    assert!(r.reached_ehlo);
+    assert!(r.stripping_signals.is_empty(), "{:?}", r.stripping_signals);
+    assert!(r.tlsrpt_results.is_empty(), "{:?}", r.tlsrpt_results);
+}
