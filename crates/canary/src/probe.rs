@@ -600,6 +600,7 @@ pub fn probe_record(
         reached_ehlo: obs.reached_ehlo() || (s.implicit_tls && s.tls_completed),
         starttls_forced: obs.starttls_forced,
         limiter_wait_ms: None,
+        attempt: 1,
     };
     (record, certificates)
 }

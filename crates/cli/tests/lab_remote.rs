@@ -49,11 +49,34 @@ fn a_lab_served_by_another_process_scans_like_the_built_in_one() {
         dir.path().join("out").as_os_str(),
     ]);
     let mut got: BTreeMap<String, DomainRecord> = BTreeMap::new();
+    let mut tarpit_probes = Vec::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
-        if let Ok(Record::Domain(d)) = serde_json::from_str::<Record>(line) {
-            got.insert(d.domain.clone(), d);
+        match serde_json::from_str::<Record>(line) {
+            Ok(Record::Domain(d)) => {
+                got.insert(d.domain.clone(), d);
+            }
+            Ok(Record::SmtpProbe(p)) if p.sni.as_deref() == Some("mx.tarpit.lab.test") => {
+                tarpit_probes.push(p);
+            }
+            _ => {}
         }
     }
+    // A transient failure gets a second attempt late in the scan; both are recorded.
+    let mut attempts: Vec<u8> = tarpit_probes.iter().map(|p| p.attempt).collect();
+    attempts.sort();
+    assert_eq!(attempts, vec![1, 2], "{tarpit_probes:?}");
+    assert!(tarpit_probes
+        .iter()
+        .all(|p| p.error_class == Some(mxray_model::ProbeErrorClass::GreetingTimeout)));
+    let tarpit = got.get("tarpit.lab.test").expect("tarpit domain");
+    assert!(
+        tarpit
+            .errors
+            .iter()
+            .any(|e| e.starts_with("attempt 1: smtp:greeting_timeout")),
+        "{:?}",
+        tarpit.errors
+    );
     let expected = mxray_lab::expected_postures(&LabOptions {
         ports: PortChoice::High,
         ..LabOptions::default()

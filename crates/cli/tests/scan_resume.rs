@@ -50,10 +50,12 @@ fn verdicts(jsonl: &Path) -> BTreeMap<String, String> {
                 );
             }
             Record::SmtpProbe(p) => {
+                // One probe per destination and attempt (a transient failure gets a second).
                 assert!(
-                    probes.insert((p.ip.clone(), p.port, p.sni.clone())),
-                    "probe {} twice",
-                    p.ip
+                    probes.insert((p.ip.clone(), p.port, p.sni.clone(), p.attempt)),
+                    "probe {} attempt {} twice",
+                    p.ip,
+                    p.attempt
                 );
             }
             _ => {}

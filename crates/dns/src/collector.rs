@@ -230,6 +230,7 @@ impl HostDns {
             errors: self.errors.clone(),
             a_dnssec: self.a_dnssec,
             aaaa_dnssec: self.aaaa_dnssec,
+            attempt: 1,
         }
     }
 }
@@ -756,6 +757,20 @@ impl DnsCollector {
             }
         };
         Arc::clone(cell.get_or_init(|| self.resolve_host(&key)).await)
+    }
+
+    /// Resolves `host` again, bypassing and then replacing its cached result (the scan's
+    /// second attempt at a host whose first resolution failed with a transient outcome).
+    pub async fn host_again(&self, host: &str) -> Arc<HostDns> {
+        let key = host.trim().trim_end_matches('.').to_ascii_lowercase();
+        let fresh = self.resolve_host(&key).await;
+        let cell = Arc::new(OnceCell::new_with(Some(Arc::clone(&fresh))));
+        if let Ok(mut cache) = self.inner.hosts.lock() {
+            if let Some(slot) = cache.map.get_mut(&key) {
+                *slot = cell;
+            }
+        }
+        fresh
     }
 
     async fn resolve_host(&self, host: &str) -> Arc<HostDns> {

@@ -96,6 +96,7 @@ pub fn dns_host() -> DnsHostRecord {
         errors: vec!["AAAA:timeout".into()],
         a_dnssec: DnssecStatus::Secure,
         aaaa_dnssec: DnssecStatus::Indeterminate,
+        attempt: 2,
     }
 }
 
@@ -146,6 +147,7 @@ pub fn smtp_probe() -> SmtpProbeRecord {
         reached_ehlo: true,
         starttls_forced: true,
         limiter_wait_ms: Some(3),
+        attempt: 2,
     }
 }
 

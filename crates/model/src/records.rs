@@ -166,6 +166,14 @@ pub struct DnsHostRecord {
     /// DNSSEC status of the AAAA RRset alone (and its CNAMEs), for IPv6 connections.
     #[serde(default = "indeterminate")]
     pub aaaa_dnssec: DnssecStatus,
+    /// 1, or 2 for the second resolution of a host whose first one failed with a transient
+    /// outcome (timeout, SERVFAIL), made late in the scan; both are written.
+    #[serde(default = "first_attempt")]
+    pub attempt: u8,
+}
+
+fn first_attempt() -> u8 {
+    1
 }
 
 fn indeterminate() -> DnssecStatus {
@@ -258,6 +266,11 @@ pub struct SmtpProbeRecord {
     /// part of `connect_ms`).
     #[serde(default)]
     pub limiter_wait_ms: Option<u32>,
+    /// 1, or 2 for the second probe of a destination whose first one ended in a transient
+    /// class (a timeout, `busy`, a 4xx greeting), made late in the scan at a low rate; both
+    /// are written, the domain verdicts use the second.
+    #[serde(default = "first_attempt")]
+    pub attempt: u8,
 }
 
 /// A certificate seen in any chain, deduplicated by SHA-256 (table `certificates`).

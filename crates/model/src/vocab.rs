@@ -168,6 +168,14 @@ vocabulary! {
     }
 }
 
+impl DnsOutcome {
+    /// A failure that a second attempt later may not repeat (a timeout, a SERVFAIL that is not
+    /// a validation failure): worth retrying before it is written as the result.
+    pub const fn is_transient(self) -> bool {
+        matches!(self, DnsOutcome::Timeout | DnsOutcome::ServFail)
+    }
+}
+
 impl DaneVerdict {
     /// Rank for aggregation over MX hosts: higher is worse. `none` and `insecure` rank lowest
     /// because they are the absence of DANE rather than a failure of it; `unverified` (nobody
@@ -426,6 +434,23 @@ vocabulary! {
         /// The chain is longer, or costs more signature checks, than the verifier allows.
         PathTooLong => "path_too_long",
         Other => "other",
+    }
+}
+
+impl ProbeErrorClass {
+    /// A class a second probe later may not repeat: timeouts, `busy`, a 4xx greeting, a
+    /// session cut short. Refusals, TLS failures and everything the server said are not.
+    pub const fn is_transient(self) -> bool {
+        matches!(
+            self,
+            ProbeErrorClass::ConnectTimeout
+                | ProbeErrorClass::GreetingTimeout
+                | ProbeErrorClass::Greeting4xx
+                | ProbeErrorClass::Busy
+                | ProbeErrorClass::ReadTimeout
+                | ProbeErrorClass::TlsTimeout
+                | ProbeErrorClass::SessionDeadline
+        )
     }
 }
 

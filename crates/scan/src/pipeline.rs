@@ -31,6 +31,12 @@ use crate::verdict::{self, DomainFacts, HostFacts};
 
 /// At most this many MX hosts per domain are followed (a hostile zone could list thousands).
 pub const MAX_MX_HOSTS: usize = 16;
+/// Second attempts per second by default: a tenth of the default `--rate`, so the retries
+/// of a scan's transient failures add little load where they happened.
+pub const DEFAULT_RETRY_RATE: u32 = 100;
+/// At most this many domains wait for their second attempt; past it a domain is retried at
+/// once (its first attempt's records are held in memory while it waits).
+pub const MAX_DEFERRED: usize = 10_000;
 pub use crate::targets::MAX_ADDRESSES_PER_HOST;
 
 /// Live counters, read by the binary's progress display. Never printed from here.
@@ -56,6 +62,9 @@ pub struct Progress {
     pub dns_errors: AtomicU64,
     /// Records handed to the sink.
     pub records_written: AtomicU64,
+    /// Domains waiting for their second attempt / second attempts made.
+    pub retries_waiting: AtomicU64,
+    pub retries_done: AtomicU64,
     /// Domain verdict counts, `field=value` -> domains (for the end-of-scan summary).
     pub tally: Mutex<std::collections::BTreeMap<String, u64>>,
 }
@@ -245,6 +254,11 @@ struct Shared {
     probes: Mutex<RecentMap<ProbeKey, ProbeCell>>,
     hosts_written: Mutex<RecentSet<String>>,
     certs_written: Mutex<RecentSet<String>>,
+    /// Destinations and hosts already given their second attempt (once per scan).
+    retried_probes: Mutex<RecentSet<ProbeKey>>,
+    retried_hosts: Mutex<RecentSet<String>>,
+    /// Domains waiting for their second attempt, with their first attempt.
+    deferred: Mutex<std::collections::VecDeque<Deferred>>,
 }
 
 impl Shared {
@@ -253,8 +267,34 @@ impl Shared {
             probes: Mutex::new(RecentMap::new(b.probes)),
             hosts_written: Mutex::new(RecentSet::new(b.hosts)),
             certs_written: Mutex::new(RecentSet::new(b.certificates)),
+            retried_probes: Mutex::new(RecentSet::new(b.probes)),
+            retried_hosts: Mutex::new(RecentSet::new(b.hosts)),
+            deferred: Mutex::new(std::collections::VecDeque::new()),
         }
     }
+}
+
+/// What of a domain's attempt failed with a transient outcome (a DNS timeout or SERVFAIL, a
+/// probe timeout, `busy`, a 4xx greeting, an MTA-STS lookup failure or fetch timeout).
+#[derive(Debug, Default, Clone, PartialEq)]
+struct RetryPlan {
+    domain_lookups: bool,
+    hosts: Vec<String>,
+    probes: Vec<ProbeKey>,
+    mta_sts: bool,
+}
+
+impl RetryPlan {
+    fn is_empty(&self) -> bool {
+        !self.domain_lookups && self.hosts.is_empty() && self.probes.is_empty() && !self.mta_sts
+    }
+}
+
+/// A domain waiting for its second attempt.
+#[derive(Debug)]
+struct Deferred {
+    first: Unit,
+    plan: RetryPlan,
 }
 
 /// A probe still in flight: domains wait for it, so it is never forgotten.
@@ -273,6 +313,8 @@ pub struct Scanner {
     pub smtp_port: u16,
     /// Domains in flight at once.
     pub concurrency: usize,
+    /// Second attempts per second, late in the scan (see [`Scanner::run`]).
+    pub retry_rate: u32,
     shared: Arc<Shared>,
 }
 
@@ -295,6 +337,7 @@ impl Scanner {
             vantage,
             smtp_port,
             concurrency: concurrency.max(1),
+            retry_rate: DEFAULT_RETRY_RATE,
             shared: Arc::new(Shared::new(MemoryBounds::default())),
         }
     }
@@ -368,11 +411,18 @@ impl Scanner {
             let progress = progress.clone();
             tasks.spawn(async move {
                 progress.domains_started.fetch_add(1, Ordering::Relaxed);
-                let unit = me.scan_domain(&domain, &progress).await;
-                progress.domains_done.fetch_add(1, Ordering::Relaxed);
-                // The writer only goes away when mxray itself is failing; the error is
-                // reported there.
-                let _ = out.send(unit).await;
+                let (unit, plan) = me.attempt(&domain, &progress, None).await;
+                let unit = if plan.is_empty() {
+                    Some(unit)
+                } else {
+                    me.defer_or_retry(unit, plan, &progress).await
+                };
+                if let Some(unit) = unit {
+                    progress.domains_done.fetch_add(1, Ordering::Relaxed);
+                    // The writer only goes away when mxray itself is failing; the error is
+                    // reported there.
+                    let _ = out.send(unit).await;
+                }
                 drop(slot);
             });
             // Reap finished tasks so the set holds at most `concurrency` entries.
@@ -383,12 +433,128 @@ impl Scanner {
         while let Some(done) = tasks.join_next().await {
             report_task_end(done);
         }
+        self.retry_deferred(&slots, &out, &progress, &stop).await;
     }
 
-    /// Everything for one domain.
+    /// Either keeps the domain for a second attempt late in the scan, or (when too many
+    /// wait already) makes the second attempt now. Returns the unit to write now, if any.
+    async fn defer_or_retry(
+        &self,
+        first: Unit,
+        plan: RetryPlan,
+        progress: &Progress,
+    ) -> Option<Unit> {
+        {
+            let mut q = lock(&self.shared.deferred);
+            if q.len() < MAX_DEFERRED {
+                q.push_back(Deferred { first, plan });
+                progress.retries_waiting.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+        }
+        Some(self.second_attempt(first, &plan, progress).await)
+    }
+
+    /// The second attempts, once the input is done: at `retry_rate` per second, through the
+    /// same concurrency slots. After a stop, the first attempts are written as they are.
+    async fn retry_deferred(
+        &self,
+        slots: &Arc<tokio::sync::Semaphore>,
+        out: &mpsc::Sender<Unit>,
+        progress: &Arc<Progress>,
+        stop: &Arc<AtomicBool>,
+    ) {
+        let pace = governor::RateLimiter::direct(governor::Quota::per_second(
+            std::num::NonZeroU32::new(self.retry_rate.max(1)).unwrap_or(std::num::NonZeroU32::MIN),
+        ));
+        let mut tasks = tokio::task::JoinSet::new();
+        loop {
+            let next = lock(&self.shared.deferred).pop_front();
+            let Some(d) = next else { break };
+            progress.retries_waiting.fetch_sub(1, Ordering::Relaxed);
+            if stop.load(Ordering::Relaxed) {
+                progress.domains_done.fetch_add(1, Ordering::Relaxed);
+                let _ = out.send(d.first).await;
+                continue;
+            }
+            pace.until_ready().await;
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                break;
+            };
+            let me = self.clone();
+            let out = out.clone();
+            let progress = progress.clone();
+            tasks.spawn(async move {
+                let unit = me.second_attempt(d.first, &d.plan, &progress).await;
+                progress.domains_done.fetch_add(1, Ordering::Relaxed);
+                let _ = out.send(unit).await;
+                drop(slot);
+            });
+            while let Some(done) = tasks.try_join_next() {
+                report_task_end(done);
+            }
+        }
+        while let Some(done) = tasks.join_next().await {
+            report_task_end(done);
+        }
+    }
+
+    /// The second attempt of a domain: its lookups again, the failed hosts resolved again and
+    /// the failed destinations probed again (once per scan each, whichever domain asks first),
+    /// the verdict from what the second attempt saw. The unit holds both attempts' host, probe
+    /// and certificate records; the domain and MTA-STS records are the second attempt's, the
+    /// domain's errors of the first attempt kept as `attempt 1: ...`.
+    async fn second_attempt(&self, first: Unit, plan: &RetryPlan, progress: &Progress) -> Unit {
+        progress.retries_done.fetch_add(1, Ordering::Relaxed);
+        let (second, _) = self.attempt(&first.domain, progress, Some(plan)).await;
+        let mut first_errors: Vec<String> = Vec::new();
+        let mut records: Vec<Record> = Vec::new();
+        for r in first.records {
+            match r {
+                Record::Domain(d) => first_errors = d.errors,
+                Record::MtaStsPolicy(_) => {}
+                other => records.push(other),
+            }
+        }
+        for r in second.records {
+            match r {
+                Record::Domain(mut d) => {
+                    let again: Vec<String> = first_errors
+                        .iter()
+                        .map(|e| format!("attempt 1: {e}"))
+                        .collect();
+                    d.errors.extend(again);
+                    records.push(Record::Domain(d));
+                }
+                other => records.push(other),
+            }
+        }
+        Unit {
+            domain: first.domain,
+            records,
+        }
+    }
+
+    /// Everything for one domain, in one attempt (no second attempt: see [`Scanner::run`]).
     pub async fn scan_domain(&self, domain: &str, progress: &Progress) -> Unit {
+        self.attempt(domain, progress, None).await.0
+    }
+
+    /// One attempt at a domain; `again` is the first attempt's plan when this is the second.
+    /// Returns the unit and what failed transiently in it.
+    async fn attempt(
+        &self,
+        domain: &str,
+        progress: &Progress,
+        again: Option<&RetryPlan>,
+    ) -> (Unit, RetryPlan) {
+        let mut plan = RetryPlan::default();
         let mut records: Vec<Record> = Vec::new();
         let dns: DomainDns = self.dns.domain(domain).await;
+        plan.domain_lookups = (dns.mx_outcome.is_transient()
+            && dns.mx_dnssec != DnssecStatus::Bogus)
+            || dns.mta_sts.outcome.is_transient()
+            || dns.tls_rpt.outcome.is_transient();
         progress.dns_done.fetch_add(1, Ordering::Relaxed);
         if !dns.errors.is_empty() {
             progress.dns_errors.fetch_add(1, Ordering::Relaxed);
@@ -398,26 +564,45 @@ impl Scanner {
         } else {
             Vec::new()
         };
-        let hosts: Vec<Arc<HostDns>> = join_all(host_names.iter().map(|h| self.dns.host(h))).await;
-        let host_records: Vec<DnsHostRecord> = hosts
-            .iter()
-            .map(|h| h.to_record(self.scan_id, &self.vantage))
-            .collect();
-        for r in &host_records {
-            if lock(&self.shared.hosts_written).insert(r.host.clone()) {
+        let hosts: Vec<(Arc<HostDns>, bool)> =
+            join_all(host_names.iter().map(|h| self.host(h, again))).await;
+        let mut host_records: Vec<DnsHostRecord> = Vec::with_capacity(hosts.len());
+        for (h, fresh) in &hosts {
+            let mut r = h.to_record(self.scan_id, &self.vantage);
+            let failed = (h.addresses.is_empty() && h.address_outcome.is_transient())
+                || (!h.addresses.is_empty() && h.tlsa_outcome.is_transient());
+            if failed {
+                plan.hosts.push(h.host.clone());
+            }
+            if *fresh {
+                r.attempt = 2;
+                records.push(Record::DnsHost(r.clone()));
+            } else if lock(&self.shared.hosts_written).insert(r.host.clone()) {
                 records.push(Record::DnsHost(r.clone()));
             }
+            host_records.push(r);
         }
+        let hosts: Vec<Arc<HostDns>> = hosts.into_iter().map(|(h, _)| h).collect();
 
         // Probes (all hosts, all addresses) and MTA-STS run concurrently.
-        let probe_jobs = hosts.iter().map(|h| self.probe_host(h, progress));
+        let probe_jobs = hosts.iter().map(|h| self.probe_host(h, progress, again));
         let (probe_sets, sts) =
             tokio::join!(join_all(probe_jobs), self.mta_sts(domain, &dns, progress));
         let mut probes_per_host: Vec<Vec<Arc<SmtpProbeRecord>>> = Vec::with_capacity(hosts.len());
         for (probes, mut new_records) in probe_sets {
+            for p in &probes {
+                if p.error_class.is_some_and(ProbeErrorClass::is_transient) {
+                    if let Ok(ip) = p.ip.parse::<IpAddr>() {
+                        plan.probes.push((ip, p.port, p.sni.clone()));
+                    }
+                }
+            }
             probes_per_host.push(probes);
             records.append(&mut new_records);
         }
+        plan.mta_sts = sts.status == MtaStsStatus::LookupError
+            || (sts.status == MtaStsStatus::FetchError
+                && sts.error_class == Some(MtaStsError::Timeout));
 
         let mx_facts: Vec<MxTlsFacts> = hosts
             .iter()
@@ -458,9 +643,24 @@ impl Scanner {
         progress.count_verdicts(&domain_record);
         records.push(Record::MtaStsPolicy(sts_record));
         records.push(Record::Domain(domain_record));
-        Unit {
-            domain: domain.to_owned(),
-            records,
+        (
+            Unit {
+                domain: domain.to_owned(),
+                records,
+            },
+            plan,
+        )
+    }
+
+    /// A host's DNS: from the collector's cache, or resolved again when this is a second
+    /// attempt that found it failed (once per scan). True when resolved again.
+    async fn host(&self, name: &str, again: Option<&RetryPlan>) -> (Arc<HostDns>, bool) {
+        let retry = again.is_some_and(|p| p.hosts.iter().any(|h| h == name))
+            && lock(&self.shared.retried_hosts).insert(name.to_owned());
+        if retry {
+            (self.dns.host_again(name).await, true)
+        } else {
+            (self.dns.host(name).await, false)
         }
     }
 
@@ -471,10 +671,16 @@ impl Scanner {
         &self,
         host: &HostDns,
         progress: &Progress,
+        again: Option<&RetryPlan>,
     ) -> (Vec<Arc<SmtpProbeRecord>>, Vec<Record>) {
         let jobs = crate::targets::host_targets(host, self.smtp_port, None)
             .into_iter()
-            .map(|target| self.probe_once(target, progress));
+            .map(|target| {
+                let key = (target.ip, target.port, target.sni.clone());
+                let retry = again.is_some_and(|p| p.probes.contains(&key))
+                    && lock(&self.shared.retried_probes).insert(key);
+                self.probe_once(target, progress, retry)
+            });
         let mut probes = Vec::new();
         let mut records = Vec::new();
         for (p, mut new) in join_all(jobs).await {
@@ -484,18 +690,30 @@ impl Scanner {
         (probes, records)
     }
 
+    /// The probe of one destination, shared: the first caller probes, the others wait for
+    /// it. `again`: replace a first attempt that failed transiently with a second one.
     async fn probe_once(
         &self,
         target: ProbeTarget,
         progress: &Progress,
+        again: bool,
     ) -> (Arc<SmtpProbeRecord>, Vec<Record>) {
         let key = (target.ip, target.port, target.sni.clone());
-        let cell = lock(&self.shared.probes).get_or_insert_with(key, ProbeCell::default, in_flight);
+        let cell = if again {
+            let fresh = ProbeCell::default();
+            lock(&self.shared.probes).insert(key, fresh.clone(), in_flight);
+            fresh
+        } else {
+            lock(&self.shared.probes).get_or_insert_with(key, ProbeCell::default, in_flight)
+        };
         let mut produced: Vec<Record> = Vec::new();
         let record = cell
             .get_or_init(|| async {
                 progress.probes_started.fetch_add(1, Ordering::Relaxed);
-                let out = self.prober.probe(&target).await;
+                let mut out = self.prober.probe(&target).await;
+                if again {
+                    out.record.attempt = 2;
+                }
                 progress.probes_done.fetch_add(1, Ordering::Relaxed);
                 if out.record.error_class.is_some() {
                     progress.probe_errors.fetch_add(1, Ordering::Relaxed);

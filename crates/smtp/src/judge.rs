@@ -198,6 +198,7 @@ pub fn probe_output(target: &ProbeTarget, s: SessionFacts, j: &Judge<'_>) -> Pro
         reached_ehlo,
         starttls_forced: obs.starttls_forced,
         limiter_wait_ms: t.limiter_wait_ms,
+        attempt: 1,
     };
     record.tlsrpt_results = tlsrpt::for_probe(&record, tlsrpt::host_dane_applies(&record));
     ProbeOutput {

@@ -372,6 +372,7 @@ pub(crate) struct DnsHostRow {
     errors: Vec<String>,
     a_dnssec: DnssecStatus,
     aaaa_dnssec: DnssecStatus,
+    attempt: u8,
 }
 
 impl From<&DnsHostRecord> for DnsHostRow {
@@ -398,6 +399,7 @@ impl From<&DnsHostRecord> for DnsHostRow {
             errors: r.errors.clone(),
             a_dnssec: r.a_dnssec,
             aaaa_dnssec: r.aaaa_dnssec,
+            attempt: r.attempt,
         }
     }
 }
@@ -436,6 +438,7 @@ impl From<DnsHostRow> for DnsHostRecord {
             errors: r.errors,
             a_dnssec: r.a_dnssec,
             aaaa_dnssec: r.aaaa_dnssec,
+            attempt: r.attempt,
         }
     }
 }

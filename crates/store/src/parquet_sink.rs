@@ -697,6 +697,7 @@ fn write_record(w: &mut RowWriter<'_>, record: &Record) {
             w.list(strs(&r.errors));
             w.str(r.a_dnssec.as_str());
             w.str(r.aaaa_dnssec.as_str());
+            w.uint(U8, u32::from(r.attempt));
         }
         Record::SmtpProbe(r) => {
             w.uuid(&r.scan_id);
@@ -736,6 +737,7 @@ fn write_record(w: &mut RowWriter<'_>, record: &Record) {
             w.bool(r.reached_ehlo);
             w.bool(r.starttls_forced);
             w.opt_uint(U32, r.limiter_wait_ms);
+            w.uint(U8, u32::from(r.attempt));
         }
         Record::Certificate(r) => {
             w.uuid(&r.scan_id);

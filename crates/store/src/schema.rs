@@ -158,6 +158,7 @@ const DNS_HOSTS: &[Column] = &[
     c("errors", StrList),
     c("a_dnssec", Str),
     c("aaaa_dnssec", Str),
+    c("attempt", U8),
 ];
 
 const SMTP_PROBES: &[Column] = &[
@@ -198,6 +199,7 @@ const SMTP_PROBES: &[Column] = &[
     c("reached_ehlo", Bool),
     c("starttls_forced", Bool),
     n("limiter_wait_ms", U32),
+    c("attempt", U8),
 ];
 
 const CERTIFICATES: &[Column] = &[
@@ -486,6 +488,16 @@ const V3_COLUMNS: &[AddColumn] = &[
         column: "limiter_wait_ms",
         default: None,
     },
+    AddColumn {
+        table: RecordKind::DnsHost,
+        column: "attempt",
+        default: Some("1"),
+    },
+    AddColumn {
+        table: RecordKind::SmtpProbe,
+        column: "attempt",
+        default: Some("1"),
+    },
 ];
 
 /// Every migration, oldest first. A migration's statements are frozen once released: a change to
@@ -506,8 +518,9 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 3,
-        description: "per-domain DANE: smtp_probes.reached_ehlo, starttls_forced, \
-                      limiter_wait_ms; dns_hosts.a_dnssec, aaaa_dnssec",
+        description: "per-domain DANE and retries: smtp_probes.reached_ehlo, \
+                      starttls_forced, limiter_wait_ms, attempt; dns_hosts.a_dnssec, \
+                      aaaa_dnssec, attempt",
         statements: |_| Vec::new(),
         add_columns: V3_COLUMNS,
     },
