@@ -26,6 +26,7 @@ pub mod input;
 pub mod journal;
 pub mod pipeline;
 pub mod recent;
+pub mod sources;
 pub mod targets;
 pub mod verdict;
 

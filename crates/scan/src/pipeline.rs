@@ -18,6 +18,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::sources::{DnsSource, PolicySource, ProbeSource};
 use futures::future::join_all;
 use mxray_dns::{DnsCollector, DomainDns, HostDns};
 use mxray_model::*;
@@ -305,9 +306,12 @@ fn in_flight(cell: &ProbeCell) -> bool {
 /// The scanning engines and the scan's identity.
 #[derive(Debug, Clone)]
 pub struct Scanner {
-    pub dns: DnsCollector,
-    pub prober: Prober,
-    pub fetcher: PolicyFetcher,
+    /// DNS (mxray-dns in a scan).
+    pub dns: Arc<dyn DnsSource>,
+    /// SMTP probes (mxray-smtp in a scan).
+    pub prober: Arc<dyn ProbeSource>,
+    /// MTA-STS (mxray-mtasts in a scan).
+    pub fetcher: Arc<dyn PolicySource>,
     pub scan_id: Uuid,
     pub vantage: String,
     pub smtp_port: u16,
@@ -324,6 +328,27 @@ impl Scanner {
         dns: DnsCollector,
         prober: Prober,
         fetcher: PolicyFetcher,
+        scan_id: Uuid,
+        vantage: String,
+        smtp_port: u16,
+        concurrency: usize,
+    ) -> Self {
+        Self::with_sources(
+            Arc::new(dns),
+            Arc::new(prober),
+            Arc::new(fetcher),
+            scan_id,
+            vantage,
+            smtp_port,
+            concurrency,
+        )
+    }
+
+    /// A scanner over any sources (tests use tables instead of the network).
+    pub fn with_sources(
+        dns: Arc<dyn DnsSource>,
+        prober: Arc<dyn ProbeSource>,
+        fetcher: Arc<dyn PolicySource>,
         scan_id: Uuid,
         vantage: String,
         smtp_port: u16,
@@ -739,8 +764,8 @@ impl Scanner {
         progress: &Progress,
     ) -> mxray_mtasts::MtaStsAssessment {
         progress.mta_sts_started.fetch_add(1, Ordering::Relaxed);
-        let input = mta_sts_input(&self.dns, domain, dns).await;
-        let a = mxray_mtasts::assess(&input, &self.fetcher).await;
+        let input = mta_sts_input(self.dns.as_ref(), domain, dns).await;
+        let a = self.fetcher.assess(&input).await;
         progress.mta_sts_done.fetch_add(1, Ordering::Relaxed);
         a
     }
@@ -748,7 +773,7 @@ impl Scanner {
 
 /// The MTA-STS inputs of a domain: its `_mta-sts` TXT lookup and, only when that holds a
 /// usable `v=STSv1` record, the addresses of `mta-sts.<domain>` (no lookup otherwise).
-pub async fn mta_sts_input(resolver: &DnsCollector, domain: &str, dns: &DomainDns) -> MtaStsInput {
+pub async fn mta_sts_input(resolver: &dyn DnsSource, domain: &str, dns: &DomainDns) -> MtaStsInput {
     let wants_fetch = dns.mta_sts.outcome == DnsOutcome::NoError
         && mxray_mtasts::parse_sts_txt(&dns.mta_sts.records).is_ok();
     let policy_host_addrs = if wants_fetch {

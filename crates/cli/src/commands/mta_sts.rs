@@ -58,7 +58,7 @@ pub(crate) async fn run(settings: &Settings, args: &MtaStsArgs) -> anyhow::Resul
         set.spawn(async move {
             let _permit = limit.acquire_owned().await;
             let d = dns.domain(&domain).await;
-            let input = mxray_scan::pipeline::mta_sts_input(&dns, &domain, &d).await;
+            let input = mxray_scan::pipeline::mta_sts_input(dns.as_ref(), &domain, &d).await;
             let assessment = mxray_mtasts::assess(&input, &fetcher).await;
             let record = assessment.record(scan_id, &vantage);
             let tlsrpt = match d.tls_rpt.outcome {

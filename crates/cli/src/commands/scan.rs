@@ -140,7 +140,7 @@ pub(crate) async fn run(settings: &Settings, args: &ScanArgs) -> anyhow::Result<
     let prober = engines::prober(&settings, &dialer, scan_id)?;
     let fetcher = engines::fetcher(&settings, &dialer)?;
     let scanner = Scanner::new(
-        dns,
+        dns.clone(),
         prober,
         fetcher,
         scan_id,
@@ -175,7 +175,7 @@ pub(crate) async fn run(settings: &Settings, args: &ScanArgs) -> anyhow::Result<
     let (mut port25_check, mut source_ip, mut source_rdns) =
         (Port25Check::NotChecked, settings.source_ip_text(), None);
     if let Some(target) = &args.self_check {
-        let check = vantage_self_check(&settings, &dialer, &scanner, target, args).await?;
+        let check = vantage_self_check(&settings, &dialer, &dns, target, args).await?;
         port25_check = check.port25;
         source_ip = source_ip.or(check.source_ip.map(|ip| ip.to_string()));
         source_rdns = check.rdns.clone();
@@ -247,7 +247,7 @@ struct SelfCheck {
 async fn vantage_self_check(
     settings: &Settings,
     dialer: &mxray_net::Dialer,
-    scanner: &Scanner,
+    dns: &mxray_dns::DnsCollector,
     target: &str,
     args: &ScanArgs,
 ) -> anyhow::Result<SelfCheck> {
@@ -259,7 +259,7 @@ async fn vantage_self_check(
     let (exp, _) = super::canary::load_expectation(settings, dialer, expect, None).await?;
     let check = mxray_canary::self_check(target, &exp, dialer, settings.timeout).await;
     let rdns = match check.source_ip {
-        Some(ip) => reverse_dns(scanner, ip).await,
+        Some(ip) => reverse_dns(dns, ip).await,
         None => None,
     };
     Ok(SelfCheck {
@@ -271,9 +271,9 @@ async fn vantage_self_check(
 }
 
 /// The PTR name of `ip` through the scan's resolver, if any.
-async fn reverse_dns(scanner: &Scanner, ip: std::net::IpAddr) -> Option<String> {
+async fn reverse_dns(dns: &mxray_dns::DnsCollector, ip: std::net::IpAddr) -> Option<String> {
     use hickory_proto::rr::{Name, RData, RecordType};
-    let lookup = scanner.dns.lookup(&Name::from(ip), RecordType::PTR).await;
+    let lookup = dns.lookup(&Name::from(ip), RecordType::PTR).await;
     lookup.records.iter().find_map(|r| match r {
         RData::PTR(p) => Some(p.0.to_ascii().trim_end_matches('.').to_ascii_lowercase()),
         _ => None,
