@@ -154,21 +154,64 @@ class SClient:
     protocol: str
     # SHA-256 of each certificate the server sent, leaf first (-showcerts).
     chain_sha256: list
+    # The cipher suite in mxray's spelling (IANA, TLS 1.3 suites as TLS13_...), "" if none.
+    cipher: str = ""
+    # The key exchange as mxray names it (X25519, secp256r1, DH 2048), "" when none.
+    kx_group: str = ""
 
 
-def s_client(ip: str, name: str, ca_file: Path, check_name: bool = True) -> SClient:
+# Every cipher suite this OpenSSL knows: its own name -> the IANA name.
+_STDNAMES: dict = {}
+
+
+def iana_cipher(openssl_name: str) -> str:
+    if not _STDNAMES:
+        # Lines of `STDNAME - OPENSSLNAME VERSION Kx=...`.
+        for line in _run(["openssl", "ciphers", "-stdname", "ALL:@SECLEVEL=0"]).splitlines():
+            std, sep, rest = line.partition(" - ")
+            if sep and rest.split():
+                _STDNAMES[rest.split()[0]] = std.strip()
+    std = _STDNAMES.get(openssl_name, openssl_name)
+    tls13 = ("TLS_AES_", "TLS_CHACHA20_")
+    return "TLS13_" + std[4:] if std.startswith(tls13) else std
+
+
+def _kx(text: str) -> str:
+    m = re.search(r"^Server Temp Key: (.*)$", text, re.M)
+    if not m:
+        return ""
+    parts = [p.strip() for p in m.group(1).split(",")]
+    curves = {"prime256v1": "secp256r1", "secp384r1": "secp384r1", "secp521r1": "secp521r1"}
+    if parts[0] in ("X25519", "X448"):
+        return parts[0]
+    if parts[0] == "ECDH" and len(parts) > 1:
+        return curves.get(parts[1], parts[1])
+    if parts[0] == "DH" and len(parts) > 1:
+        return "DH " + parts[1].split()[0]
+    return parts[0]
+
+
+def s_client(ip: str, name: str, ca_file: Path, check_name: bool = True, port: int = 25,
+             starttls: bool = True) -> SClient:
     """One session; with `check_name` the certificate must also match `name` (OpenSSL then
-    reports the name error rather than a chain error when both apply)."""
-    text = _run(["openssl", "s_client", "-starttls", "smtp", "-connect", f"{ip}:25",
+    reports the name error rather than a chain error when both apply). Every cipher at
+    security level 0, as mxray's OpenSSL engine offers them, so legacy servers answer."""
+    text = _run(["openssl", "s_client", *(["-starttls", "smtp"] if starttls else []),
+                 "-connect", f"{ip}:{port}", "-cipher", "ALL:@SECLEVEL=0",
                  "-servername", name, "-CAfile", str(ca_file), "-name", "scanner.interop.test",
                  "-showcerts",
                  *(["-verify_hostname", name] if check_name else [])], timeout=30)
     m = re.search(r"Verify return code: (\d+)", text)
-    p = re.search(r"^New, (TLSv[\d.]+), Cipher", text, re.M)
+    # "New, <version>, Cipher is <name>": the version there is the cipher's (TLSv1 for a CBC
+    # suite on TLS 1.1); the session's "Protocol  :" line has the negotiated one (s_client
+    # prints no session block for TLS 1.3, whose suites name their version right).
+    c = re.search(r"^New, (TLSv[\d.]+|SSLv3), Cipher is (\S+)", text, re.M)
+    v = re.search(r"^\s*Protocol\s*:\s*(\S+)", text, re.M)
     chain = [
         hashlib.sha256(base64.b64decode("".join(b.split()))).hexdigest()
         for b in re.findall(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", text,
                             re.S)
     ]
     return SClient(text, "Didn't find STARTTLS" in text, int(m.group(1)) if m else None,
-                   p.group(1) if p else "", chain)
+                   (v or c).group(1) if c else "", chain, iana_cipher(c.group(2)) if c else "",
+                   _kx(text))

@@ -22,11 +22,12 @@ DOMAINS = [
     "sts-mx-outside.test", "sts-invalid.test", "sts-mode-none.test", "sts-charset.test",
     "sts-404.test", "sts-redirect.test", "sts-content-type.test", "sts-self-signed.test",
     "null-mx.test", "implicit.test", "cname-mx.test", "nonexistent.test",
+    "tls10.test", "tls11.test", "rsa1024.test",
 ]
 # The Exim listener, when scripts/checks.d/interop could extract Exim.
 EXIM = bool(os.environ.get("MXRAY_INTEROP_EXIM"))
 if EXIM:
-    DOMAINS.append("exim.test")
+    DOMAINS += ["exim.test", "exim-legacy.test"]
 
 
 def environment_problem():
@@ -71,11 +72,11 @@ def lab(workdir):
     lab.stop()
 
 
-def run_scan(lab: Lab, workdir: Path, name: str, extra) -> dict:
-    """`mxray scan` of every domain; returns the records grouped by kind."""
+def run_scan(lab: Lab, workdir: Path, name: str, extra, domains=None) -> dict:
+    """`mxray scan` of every domain (or of `domains`); returns the records grouped by kind."""
     out = workdir / f"scan-{name}"
     out.mkdir()
-    (out / "domains.txt").write_text("\n".join(DOMAINS) + "\n")
+    (out / "domains.txt").write_text("\n".join(domains or DOMAINS) + "\n")
     cmd = [
         os.environ["MXRAY_BIN"], "scan", str(out / "domains.txt"), "--quiet",
         "--ca-file", str(lab.ca.pem), "--allow-private", "--timeout", "5",

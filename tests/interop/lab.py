@@ -26,9 +26,23 @@ MX_PLAIN = "127.0.1.11"  # no STARTTLS (smtpd_tls_security_level = none)
 MX_SELF = "127.0.1.12"  # self-signed certificate
 MX_EXPIRED = "127.0.1.13"  # test-CA certificate that expired 30 days ago
 MX_WRONG = "127.0.1.14"  # test-CA certificate for another name
+# What rustls cannot talk to (mxray retries them with its OpenSSL engine): only TLS 1.0, only
+# TLS 1.1 (both with OpenSSL's `@SECLEVEL=0`, without which OpenSSL 3 refuses TLS < 1.2), and
+# TLS 1.2 with a 1024-bit RSA key (ring verifies no RSA signature under 2048 bits).
+MX_TLS10 = "127.0.1.15"
+MX_TLS11 = "127.0.1.16"
+MX_RSA1024 = "127.0.1.17"
+# The legacy listeners' OpenSSL cipher list: everything, at security level 0.
+LEGACY_CIPHERS = "ALL:@SECLEVEL=0"
+# MX_GOOD also runs the submission services of master.cf: `submission` (587, STARTTLS) and
+# `smtps` (465, implicit TLS, smtpd_tls_wrappermode).
+SUBMISSION_PORTS = (587, 465)
 # Exim (a second MTA, GnuTLS instead of Postfix's OpenSSL), when scripts/checks.d/interop
 # could extract it (MXRAY_INTEROP_EXIM = the directory of the extracted packages).
 MX_EXIM = "127.0.1.20"
+# The same Exim on a second address offering only TLS 1.0 (GnuTLS priority string).
+MX_EXIM_LEGACY = "127.0.1.21"
+EXIM_LEGACY_PRIORITY = "NORMAL:-VERS-ALL:+VERS-TLS1.0"
 
 # nginx, MTA-STS policies over HTTPS on 443.
 WEB_GOOD = "127.0.2.10"  # test-CA certificate for every mta-sts.<domain> it serves
@@ -125,6 +139,11 @@ class Lab:
         self.web_good = ca.issue("web-good", [f"mta-sts.{d}" for d in STS_POLICIES])
         self.web_self = ca.issue("web-self", [f"mta-sts.{STS_SELF_SIGNED}"], self_signed=True)
         self.exim = ca.issue("mx-exim", ["mx.exim.test"])
+        # RSA 2048, the key of the long tail of old servers (TLS < 1.2 signs with MD5+SHA-1).
+        self.exim_legacy = ca.issue("mx-exim-legacy", ["mx.exim-legacy.test"], rsa_bits=2048)
+        self.tls10 = ca.issue("mx-tls10", ["mx.tls10.test"], rsa_bits=2048)
+        self.tls11 = ca.issue("mx-tls11", ["mx.tls11.test"], rsa_bits=2048)
+        self.rsa1024 = ca.issue("mx-rsa1024", ["mx.rsa1024.test"], rsa_bits=1024)
         self.other = ca.issue("unused", ["unused.test"])  # TLSA data that matches nothing
         self.good_spki = self.good.spki_sha256()
         self.self_spki = self.self_signed.spki_sha256()
@@ -187,6 +206,12 @@ class Lab:
                 # The Exim listener: DANE-EE + PKIX.
                 "exim IN MX 10 mx.exim.test.", f"mx.exim IN A {MX_EXIM}",
                 f"_25._tcp.mx.exim IN TLSA 3 1 1 {self.exim.spki_sha256()}",
+                "exim-legacy IN MX 10 mx.exim-legacy.test.",
+                f"mx.exim-legacy IN A {MX_EXIM_LEGACY}",
+                # Legacy TLS: STARTTLS offered, only what rustls cannot speak.
+                "tls10 IN MX 10 mx.tls10.test.", f"mx.tls10 IN A {MX_TLS10}",
+                "tls11 IN MX 10 mx.tls11.test.", f"mx.tls11 IN A {MX_TLS11}",
+                "rsa1024 IN MX 10 mx.rsa1024.test.", f"mx.rsa1024 IN A {MX_RSA1024}",
                 # Shapes of the MX RRset.
                 "null-mx IN MX 0 .",
                 f"implicit IN A {MX_GOOD}",
@@ -267,6 +292,10 @@ class Lab:
             (MX_WRONG, "mx.wrong-name.test", [
                 "-o", "smtpd_tls_security_level=may",
                 "-o", f"smtpd_tls_chain_files={self.wrong.chain_pem}"]),
+            (MX_TLS10, "mx.tls10.test", self._legacy_opts(self.tls10, "TLSv1", "TLSv1")),
+            (MX_TLS11, "mx.tls11.test", self._legacy_opts(self.tls11, "TLSv1.1", "TLSv1.1")),
+            (MX_RSA1024, "mx.rsa1024.test",
+             self._legacy_opts(self.rsa1024, "TLSv1.2", "TLSv1.2")),
         ]
         self.postfix_banners = {ip: f"{host} ESMTP mxray-interop" for ip, host, _ in listeners}
         (etc / "main.cf").write_text("\n".join([
@@ -302,7 +331,15 @@ class Lab:
             "proxymap  unix  -       -       n       -       -       proxymap",
         ]
         for ip, host, opts in listeners:
-            master.append(f"{ip}:25 inet n - n - - smtpd -o myhostname={host} " + " ".join(opts))
+            # syslog_name tells the listeners apart in postfix.log (sessions are counted there).
+            master.append(f"{ip}:25 inet n - n - - smtpd -o myhostname={host} "
+                          f"-o syslog_name=postfix-{ip} " + " ".join(opts))
+        good = f"-o myhostname=mx.good.test -o smtpd_tls_chain_files={self.good.chain_pem}"
+        master.append(f"{MX_GOOD}:submission inet n - n - - smtpd {good} "
+                      f"-o syslog_name=postfix-submission -o smtpd_tls_security_level=may")
+        master.append(f"{MX_GOOD}:smtps inet n - n - - smtpd {good} "
+                      f"-o syslog_name=postfix-smtps -o smtpd_tls_wrappermode=yes "
+                      f"-o smtpd_tls_security_level=encrypt")
         (etc / "master.cf").write_text("\n".join(master) + "\n")
         env = dict(os.environ, MAIL_CONFIG=str(etc))
         # Creates the queue directories with their owners (postfix:postdrop), as `postfix start`.
@@ -316,7 +353,29 @@ class Lab:
                    d / "postfix.log", env=env)
         for ip, _, _ in listeners:
             self.wait_tcp(ip, 25, "postfix")
+        for port in SUBMISSION_PORTS:
+            self.wait_tcp(MX_GOOD, port, "postfix")
         self.postfix_etc = etc
+        self.postfix_log = d / "postfix.log"
+
+    @staticmethod
+    def _legacy_opts(issued, low, high):
+        """smtpd overrides for a listener that speaks only TLS versions low..high with every
+        cipher at OpenSSL security level 0 (Postfix 3.6+ protocol-range syntax)."""
+        return ["-o", "smtpd_tls_security_level=may",
+                "-o", f"smtpd_tls_chain_files={issued.chain_pem}",
+                "-o", f"smtpd_tls_protocols=>={low},<={high}",
+                "-o", f"smtpd_tls_mandatory_protocols=>={low},<={high}",
+                "-o", f"tls_medium_cipherlist={LEGACY_CIPHERS}"]
+
+    def sessions(self, ip_or_service: str) -> int:
+        """Connections Postfix logged so far for one listener (`postfix-<ip>`) or service
+        (`postfix-submission`, `postfix-smtps`)."""
+        if not self.postfix_log.exists():
+            return 0
+        tag = f"postfix-{ip_or_service}/smtpd["
+        return sum(1 for line in self.postfix_log.read_text(errors="replace").splitlines()
+                   if tag in line and ": connect from " in line)
 
     # ------------------------------------------------------------------ Exim
     def make_exim(self, root: Path):
@@ -332,17 +391,27 @@ class Lab:
         (d / "exim.conf").write_text(
             f"primary_hostname = mx.exim.test\nspool_directory = {d}/spool\n"
             f"log_file_path = {d}/log/%slog\npid_file_path = {d}/exim.pid\n"
-            f"local_interfaces = {MX_EXIM}\ndaemon_smtp_ports = 25\n"
+            f"local_interfaces = {MX_EXIM} : {MX_EXIM_LEGACY}\ndaemon_smtp_ports = 25\n"
             f"keep_environment = LD_LIBRARY_PATH\n"
             f"smtp_banner = mx.exim.test ESMTP mxray-interop exim\n"
-            f"tls_advertise_hosts = *\ntls_certificate = {self.exim.fullchain_pem}\n"
-            f"tls_privatekey = {self.exim.key_pem}\n"
+            f"tls_advertise_hosts = *\n"
+            f"tls_certificate = {self._exim_by_address('fullchain_pem')}\n"
+            f"tls_privatekey = {self._exim_by_address('key_pem')}\n"
+            # GnuTLS priority per listening address: only TLS 1.0 on the legacy one.
+            f"tls_require_ciphers = ${{if eq{{$received_ip_address}}{{{MX_EXIM_LEGACY}}}"
+            f"{{{EXIM_LEGACY_PRIORITY}}}{{NORMAL}}}}\n"
             f"acl_smtp_rcpt = acl_check_rcpt\nbegin acl\nacl_check_rcpt:\n  deny\n"
         )
         env = dict(os.environ, LD_LIBRARY_PATH=str(root / "usr/lib/x86_64-linux-gnu"))
         self.spawn("exim", [str(root / "usr/sbin/exim4"), "-C", str(d / "exim.conf"), "-bdf"],
                    d / "log" / "mainlog", env=env)
         self.wait_tcp(MX_EXIM, 25, "exim")
+        self.wait_tcp(MX_EXIM_LEGACY, 25, "exim")
+
+    def _exim_by_address(self, attr):
+        """An Exim expansion: the legacy address's file, else the normal one."""
+        legacy, normal = getattr(self.exim_legacy, attr), getattr(self.exim, attr)
+        return f"${{if eq{{$received_ip_address}}{{{MX_EXIM_LEGACY}}}{{{legacy}}}{{{normal}}}}}"
 
     # ------------------------------------------------------------------ nginx
     def make_nginx(self):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 NOW = datetime.datetime.now(datetime.timezone.utc)
@@ -87,9 +87,11 @@ class TestCA:
         return hashlib.sha256(self.cert.public_bytes(serialization.Encoding.DER)).hexdigest()
 
     def issue(self, stem: str, names, *, not_before=None, not_after=None,
-              self_signed: bool = False) -> Issued:
-        """A server certificate for `names` (SANs; the first is also the CN)."""
-        key = ec.generate_private_key(ec.SECP256R1())
+              self_signed: bool = False, rsa_bits: int = 0) -> Issued:
+        """A server certificate for `names` (SANs; the first is also the CN); an EC P-256 key,
+        or an RSA key of `rsa_bits` bits."""
+        key = (rsa.generate_private_key(public_exponent=65537, key_size=rsa_bits) if rsa_bits
+               else ec.generate_private_key(ec.SECP256R1()))
         issuer_key, issuer_name = (key, _name(names[0])) if self_signed else (
             self.key, self.cert.subject)
         builder = (

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use mxray_model::{
     CertificateRecord, DaneVerdict, Port25Check, ProbeErrorClass, ProbeResult, SmtpProbeRecord,
-    UtcTime,
+    TlsEngine, UtcTime,
 };
 use mxray_net::Dialer;
 use mxray_smtp::machine::Observations;
@@ -524,6 +524,7 @@ pub fn probe_record(
         post_tls_keywords: s.tls_ehlo.as_ref().map(ehlo_keywords).unwrap_or_default(),
         error: s.error.clone(),
         tls_alert: s.tls_alert,
+        implicit_tls: s.implicit_tls,
     };
     let signals = mxray_smtp::signals::detect(&obs);
     let result = if s.tls_completed {
@@ -601,6 +602,12 @@ pub fn probe_record(
         starttls_forced: obs.starttls_forced,
         limiter_wait_ms: None,
         attempt: 1,
+        // The canary speaks rustls only: it checks the path, not legacy servers.
+        tls_engine: s.tls_attempted.then_some(TlsEngine::Rustls),
+        tls_fallback_reason: None,
+        tls_fallback_detail: None,
+        tls_fallback_transcript: String::new(),
+        tls_legacy: false,
     };
     (record, certificates)
 }

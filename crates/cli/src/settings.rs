@@ -160,9 +160,11 @@ pub(crate) struct SharedArgs {
     )]
     pub timeout: Option<f64>,
 
-    /// SMTP port to probe. Default 25.
-    #[arg(long, global = true, value_name = "N")]
-    pub smtp_port: Option<u16>,
+    /// SMTP ports to probe, comma-separated (e.g. 25,587,465): 25 and 587 are STARTTLS, 465
+    /// implicit TLS (RFC 8314). Domain verdicts use 25 when listed, else the first port; the
+    /// others are recorded for adoption figures. Default 25.
+    #[arg(long, global = true, value_name = "N[,N...]")]
+    pub smtp_port: Option<String>,
 
     /// File of IPs/CIDRs never to contact (one per line, # comments).
     #[arg(long, global = true, value_name = "FILE")]
@@ -221,7 +223,7 @@ struct ConfigFile {
     concurrency: Option<usize>,
     timeout: Option<f64>,
     #[serde(alias = "smtp-port")]
-    smtp_port: Option<u16>,
+    smtp_port: Option<PortList>,
     blocklist: Option<PathBuf>,
     #[serde(alias = "allow-private")]
     allow_private: Option<bool>,
@@ -229,6 +231,50 @@ struct ConfigFile {
     out: Option<PathBuf>,
     clickhouse: Option<String>,
     jsonl: Option<String>,
+}
+
+/// `smtp_port` in the TOML file: `25`, `[25, 587, 465]` or `"25,587,465"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum PortList {
+    One(u32),
+    Many(Vec<u32>),
+    Text(String),
+}
+
+impl PortList {
+    fn text(&self) -> String {
+        match self {
+            PortList::One(p) => p.to_string(),
+            PortList::Many(v) => v.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
+            PortList::Text(t) => t.clone(),
+        }
+    }
+}
+
+/// At most this many `--smtp-port` values (each multiplies the probes per address).
+const MAX_SMTP_PORTS: usize = 8;
+
+/// `--smtp-port N[,N...]`: ports 1-65535, duplicates dropped, order kept.
+fn parse_ports(s: &str) -> Result<Vec<u16>, UsageError> {
+    let mut ports: Vec<u16> = Vec::new();
+    for item in s.split(',') {
+        let item = item.trim();
+        let port = item
+            .parse::<u32>()
+            .map_err(|_| usage(format!("--smtp-port {s:?}: {item:?} is not a port number")))?;
+        let port = u16::try_from(in_range("--smtp-port", port, 1, 65535)?)
+            .map_err(|_| usage(format!("--smtp-port {port}: must be at most 65535")))?;
+        if !ports.contains(&port) {
+            ports.push(port);
+        }
+    }
+    if ports.len() > MAX_SMTP_PORTS {
+        return Err(usage(format!(
+            "--smtp-port {s:?}: at most {MAX_SMTP_PORTS} ports"
+        )));
+    }
+    Ok(ports)
 }
 
 /// `--shard I/N`.
@@ -309,6 +355,10 @@ pub(crate) struct Settings {
     /// `--timeout` (or `timeout` in the config file) was given, not defaulted.
     #[serde(skip)]
     pub timeout_given: bool,
+    /// Every port probed (`--smtp-port`), in the order given.
+    pub smtp_ports: Vec<u16>,
+    /// The delivery port, derived from `smtp_ports` ([`mxray_smtp::delivery_port`]): the
+    /// domain verdicts' port and the default port of `mxray canary`.
     pub smtp_port: u16,
     pub blocklist_file: Option<PathBuf>,
     #[serde(skip)]
@@ -511,12 +561,12 @@ impl Settings {
             )));
         }
         let timeout_s = in_range("--timeout", timeout_s, 0.1, 3600.0)?;
-        let smtp_port = in_range(
-            "--smtp-port",
-            args.smtp_port.or(file.smtp_port).unwrap_or(25),
-            1,
-            65535,
-        )?;
+        let smtp_ports = match (&args.smtp_port, &file.smtp_port) {
+            (Some(a), _) => parse_ports(a)?,
+            (None, Some(f)) => parse_ports(&f.text())?,
+            (None, None) => vec![mxray_smtp::DELIVERY_PORT],
+        };
+        let smtp_port = mxray_smtp::delivery_port(&smtp_ports);
 
         let blocklist_file = args.blocklist.clone().or(file.blocklist);
         let blocklist = match &blocklist_file {
@@ -566,6 +616,7 @@ impl Settings {
             concurrency,
             timeout: Duration::from_secs_f64(timeout_s),
             timeout_given,
+            smtp_ports,
             smtp_port,
             blocklist_file,
             blocklist,
@@ -661,6 +712,44 @@ mod tests {
         assert_eq!(s.vantage, "default");
         assert_eq!(s.shard, Shard { index: 0, count: 1 });
         assert!(!s.allow_private);
+    }
+
+    #[test]
+    fn smtp_ports_are_a_list_with_a_delivery_port() {
+        let s = ok(SharedArgs {
+            smtp_port: Some("587, 25,465,25".into()),
+            ..Default::default()
+        });
+        assert_eq!(s.smtp_ports, vec![587, 25, 465]);
+        assert_eq!(s.smtp_port, 25);
+        let s = ok(SharedArgs {
+            smtp_port: Some("2525".into()),
+            ..Default::default()
+        });
+        assert_eq!((s.smtp_ports.clone(), s.smtp_port), (vec![2525], 2525));
+        for bad in ["", "25,", "0", "70000", "25,x", "1,2,3,4,5,6,7,8,9"] {
+            assert!(
+                err(SharedArgs {
+                    smtp_port: Some(bad.into()),
+                    ..Default::default()
+                })
+                .contains("--smtp-port"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn smtp_port_in_the_config_file_is_a_number_a_list_or_text() {
+        for text in [
+            "smtp_port = 465",
+            "smtp_port = [25, 587, 465]",
+            "smtp-port = \"25,587,465\"",
+        ] {
+            let f: ConfigFile = toml::from_str(text).expect(text);
+            let ports = parse_ports(&f.smtp_port.expect("port").text()).expect(text);
+            assert!(ports.contains(&465), "{text}: {ports:?}");
+        }
     }
 
     #[test]

@@ -67,6 +67,7 @@ pub fn domain() -> DomainRecord {
         stripping_suspected: true,
         stripping_signals: vec![StrippingSignal::StarttlsMangled],
         errors: vec!["smtp:connect_timeout: 192.0.2.7:25".into()],
+        tls_legacy: true,
     }
 }
 
@@ -148,6 +149,11 @@ pub fn smtp_probe() -> SmtpProbeRecord {
         starttls_forced: true,
         limiter_wait_ms: Some(3),
         attempt: 2,
+        tls_engine: Some(TlsEngine::Openssl),
+        tls_fallback_reason: Some(TlsFallbackReason::ProtocolVersion),
+        tls_fallback_detail: Some("alert 70 (ProtocolVersion)".into()),
+        tls_fallback_transcript: "S: 220 mx1.example.com ESMTP\r\nC: STARTTLS\r\n".into(),
+        tls_legacy: true,
     }
 }
 

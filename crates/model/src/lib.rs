@@ -32,8 +32,12 @@ use serde::{Deserialize, Serialize};
 ///
 /// History: 1, the six tables of DESIGN.md; 2, table `canary_results` ([`CanaryResultRecord`]);
 /// 3, per-domain DANE judgement: `smtp_probe` gains `reached_ehlo`, `starttls_forced`,
-/// `limiter_wait_ms`, `dns_host` gains `a_dnssec`, `aaaa_dnssec`; new vocabulary values
-/// `dane=unverified`, signal `starttls_forced_ok`, error class `no_source_address`.
+/// `limiter_wait_ms`, `attempt`, `dns_host` gains `a_dnssec`, `aaaa_dnssec`, `attempt`; new
+/// vocabulary values `dane=unverified`, signal `starttls_forced_ok`, error classes
+/// `no_source_address`, `busy`, `tls_too_large`, `pkix_error=path_too_long`; and the second
+/// TLS engine: `smtp_probe` gains `tls_engine`, `tls_fallback_reason`,
+/// `tls_fallback_detail`, `tls_fallback_transcript`, `tls_legacy`, `domain` gains
+/// `tls_legacy`; new `pkix_error` values `weak_key`, `weak_signature`.
 pub const SCHEMA_VERSION: u32 = 3;
 
 /// A string that is not part of a vocabulary.

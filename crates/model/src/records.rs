@@ -107,6 +107,11 @@ pub struct DomainRecord {
     /// Errors met while assembling this domain, as `stage:class[: detail]` strings
     /// (e.g. `dns:timeout: MX example.com`).
     pub errors: Vec<String>,
+    /// Some MX host completed TLS only below TLS 1.2 (every one of its probes on the delivery
+    /// port that completed TLS has `tls_legacy`): counted in `starttls`, but a sender that
+    /// requires TLS 1.2 or later (MTA-STS, RFC 8996) cannot use it. See docs/verdicts.md.
+    #[serde(default)]
+    pub tls_legacy: bool,
 }
 
 /// One TLSA record (RFC 6698 §2.1).
@@ -271,6 +276,25 @@ pub struct SmtpProbeRecord {
     /// are written, the domain verdicts use the second.
     #[serde(default = "first_attempt")]
     pub attempt: u8,
+    /// The TLS implementation that produced `tls_version`, `cipher`, `kx_group`, `tls_alert`
+    /// and the chain: `rustls`, or `openssl` in a second session after rustls failed (then
+    /// `tls_fallback_reason` says why). Null when no handshake was attempted.
+    #[serde(default)]
+    pub tls_engine: Option<TlsEngine>,
+    /// Why the first session's rustls handshake was retried with OpenSSL; null without a
+    /// retry. The record's other fields are the second session's.
+    #[serde(default)]
+    pub tls_fallback_reason: Option<TlsFallbackReason>,
+    /// The first session's rustls error, as text (capped); null without a retry.
+    #[serde(default)]
+    pub tls_fallback_detail: Option<String>,
+    /// The first (rustls) session's transcript when it was retried with OpenSSL, else empty.
+    #[serde(default)]
+    pub tls_fallback_transcript: String,
+    /// TLS completed with a version below TLS 1.2 (`TLSv1.0`, `TLSv1.1`, `SSLv3`): deprecated
+    /// by RFC 8996, possible only through the OpenSSL engine.
+    #[serde(default)]
+    pub tls_legacy: bool,
 }
 
 /// A certificate seen in any chain, deduplicated by SHA-256 (table `certificates`).

@@ -434,6 +434,13 @@ vocabulary! {
         /// The chain is longer, or costs more signature checks, than the verifier allows.
         PathTooLong => "path_too_long",
         Other => "other",
+        /// A certificate of the chain carries a key that current senders refuse: RSA shorter
+        /// than 2048 bits, or DSA (CA/Browser Forum Baseline Requirements §6.1.5; OpenSSL's
+        /// default security level and rustls reject them).
+        WeakKey => "weak_key",
+        /// A certificate of the chain (not a root's own self-signature) is signed with SHA-1 or
+        /// MD5, which webpki, rustls and current OpenSSL refuse.
+        WeakSignature => "weak_signature",
     }
 }
 
@@ -464,8 +471,44 @@ impl PkixError {
             PkixError::BadSignature
             | PkixError::BadCertificate
             | PkixError::PathTooLong
-            | PkixError::Other => TlsRptResult::ValidationFailure,
+            | PkixError::Other
+            | PkixError::WeakKey
+            | PkixError::WeakSignature => TlsRptResult::ValidationFailure,
         }
+    }
+}
+
+vocabulary! {
+    /// The TLS implementation that produced a probe's TLS fields (`tls_engine`).
+    pub enum TlsEngine {
+        /// rustls (TLS 1.2 and 1.3, ECDHE + AEAD only): the first choice for every probe.
+        Rustls => "rustls",
+        /// OpenSSL (the system libssl, security level 0, TLS 1.0 to 1.3, every cipher): only
+        /// in a second session after rustls failed for a reason OpenSSL can overcome
+        /// (`tls_fallback_reason`).
+        Openssl => "openssl",
+    }
+}
+
+vocabulary! {
+    /// Why a probe's rustls handshake was retried with OpenSSL (`tls_fallback_reason`): a
+    /// limit of rustls, never a fault of the server or the path.
+    pub enum TlsFallbackReason {
+        /// The server answered the ClientHello with alert 70 `protocol_version`: it speaks
+        /// no TLS version rustls offers (1.2, 1.3).
+        ProtocolVersion => "protocol_version",
+        /// The server answered with alert 40 `handshake_failure`: no cipher suite, group or
+        /// signature algorithm in common.
+        HandshakeFailure => "handshake_failure",
+        /// The server answered with alert 71 `insufficient_security`.
+        InsufficientSecurity => "insufficient_security",
+        /// rustls itself found no common version, cipher suite or group in the server's reply.
+        PeerIncompatible => "peer_incompatible",
+        /// rustls could not verify the handshake signature with the server's key or
+        /// certificate (RSA under 2048 bits, DSA, an X.509 v1 certificate, ...).
+        CertificateKey => "certificate_key",
+        /// The server signed the handshake with a scheme rustls does not offer (SHA-1).
+        SignatureScheme => "signature_scheme",
     }
 }
 

@@ -24,6 +24,7 @@
 pub mod driver;
 pub mod input;
 pub mod journal;
+pub mod legacy;
 pub mod pipeline;
 pub mod recent;
 pub mod sources;

@@ -314,7 +314,9 @@ pub struct Scanner {
     pub fetcher: Arc<dyn PolicySource>,
     pub scan_id: Uuid,
     pub vantage: String,
-    pub smtp_port: u16,
+    /// The ports probed on every MX address (`--smtp-port`); the domain verdicts use the
+    /// delivery port's probes only ([`mxray_smtp::delivery_port`]).
+    pub smtp_ports: Vec<u16>,
     /// Domains in flight at once.
     pub concurrency: usize,
     /// Second attempts per second, late in the scan (see [`Scanner::run`]).
@@ -330,7 +332,7 @@ impl Scanner {
         fetcher: PolicyFetcher,
         scan_id: Uuid,
         vantage: String,
-        smtp_port: u16,
+        smtp_ports: Vec<u16>,
         concurrency: usize,
     ) -> Self {
         Self::with_sources(
@@ -339,7 +341,7 @@ impl Scanner {
             Arc::new(fetcher),
             scan_id,
             vantage,
-            smtp_port,
+            smtp_ports,
             concurrency,
         )
     }
@@ -351,7 +353,7 @@ impl Scanner {
         fetcher: Arc<dyn PolicySource>,
         scan_id: Uuid,
         vantage: String,
-        smtp_port: u16,
+        smtp_ports: Vec<u16>,
         concurrency: usize,
     ) -> Self {
         Scanner {
@@ -360,7 +362,7 @@ impl Scanner {
             fetcher,
             scan_id,
             vantage,
-            smtp_port,
+            smtp_ports,
             concurrency: concurrency.max(1),
             retry_rate: DEFAULT_RETRY_RATE,
             shared: Arc::new(Shared::new(MemoryBounds::default())),
@@ -698,8 +700,11 @@ impl Scanner {
         progress: &Progress,
         again: Option<&RetryPlan>,
     ) -> (Vec<Arc<SmtpProbeRecord>>, Vec<Record>) {
-        let jobs = crate::targets::host_targets(host, self.smtp_port, None)
-            .into_iter()
+        let delivery = mxray_smtp::delivery_port(&self.smtp_ports);
+        let jobs = self
+            .smtp_ports
+            .iter()
+            .flat_map(|&port| crate::targets::host_targets(host, port, None))
             .map(|target| {
                 let key = (target.ip, target.port, target.sni.clone());
                 let retry = again.is_some_and(|p| p.probes.contains(&key))
@@ -709,7 +714,9 @@ impl Scanner {
         let mut probes = Vec::new();
         let mut records = Vec::new();
         for (p, mut new) in join_all(jobs).await {
-            probes.push(p);
+            if p.port == delivery {
+                probes.push(p);
+            }
             records.append(&mut new);
         }
         (probes, records)
@@ -806,6 +813,8 @@ fn slim_probe(r: &SmtpProbeRecord) -> SmtpProbeRecord {
         error_detail: None,
         post_tls_ehlo_keywords: Vec::new(),
         transcript: String::new(),
+        tls_fallback_detail: None,
+        tls_fallback_transcript: String::new(),
         chain_sha256: r.chain_sha256.iter().take(1).cloned().collect(),
         ..r.clone()
     }

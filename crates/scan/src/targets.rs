@@ -107,10 +107,19 @@ pub fn tlsa_input(host: &HostDns, ip: IpAddr) -> Option<TlsaInput> {
 
 /// One probe target per address of the host (at most [`MAX_ADDRESSES_PER_HOST`]).
 /// `sni_override` replaces the SNI name (`mxray smtp --sni`).
+///
+/// The TLSA RRset at `_25._tcp` covers SMTP delivery only: on the submission ports
+/// ([`mxray_smtp::dane_applies`]) a target carries no TLSA input and its SNI is the MX host
+/// name itself.
 pub fn host_targets(host: &HostDns, port: u16, sni_override: Option<&str>) -> Vec<ProbeTarget> {
-    let sni = sni_override
-        .map(str::to_owned)
-        .unwrap_or_else(|| sni_name(host));
+    let dane = mxray_smtp::dane_applies(port);
+    let sni = sni_override.map(str::to_owned).unwrap_or_else(|| {
+        if dane {
+            sni_name(host)
+        } else {
+            host.host.clone()
+        }
+    });
     host.addresses
         .iter()
         .take(MAX_ADDRESSES_PER_HOST)
@@ -118,7 +127,7 @@ pub fn host_targets(host: &HostDns, port: u16, sni_override: Option<&str>) -> Ve
             ip: *ip,
             port,
             sni: Some(sni.clone()),
-            tlsa: tlsa_input(host, *ip),
+            tlsa: if dane { tlsa_input(host, *ip) } else { None },
         })
         .collect()
 }

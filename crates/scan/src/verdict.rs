@@ -321,6 +321,7 @@ pub fn assemble(
         stripping_suspected: stripping_signals.iter().any(|s| s.is_evidence()),
         stripping_signals,
         errors,
+        tls_legacy: crate::legacy::tls_legacy(&facts.hosts),
     }
 }
 

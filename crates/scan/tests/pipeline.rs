@@ -231,7 +231,7 @@ fn scanner(w: &World, bounds: MemoryBounds) -> Scanner {
         Arc::new(NoPolicies),
         examples::scan_id(),
         "test".into(),
-        25,
+        vec![25],
         8,
     )
     .with_memory_bounds(bounds)

@@ -112,10 +112,12 @@ async fn run(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
 
     let next = Arc::new(AtomicU64::new(0));
     let ok = Arc::new(AtomicU64::new(0));
+    let via_openssl = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..concurrency {
         let (p, next, ok) = (prober.clone(), next.clone(), ok.clone());
+        let via_openssl = via_openssl.clone();
         let addrs = addrs.clone();
         workers.push(tokio::spawn(async move {
             loop {
@@ -137,6 +139,9 @@ async fn run(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
                     && out.record.error_class.is_none()
                 {
                     ok.fetch_add(1, Ordering::Relaxed);
+                    if out.record.tls_engine == Some(mxray_model::TlsEngine::Openssl) {
+                        via_openssl.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             }
         }));
@@ -147,7 +152,8 @@ async fn run(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
     let secs = start.elapsed().as_secs_f64();
     let okn = ok.load(Ordering::Relaxed);
     println!(
-        "probes={probes} complete_starttls={okn} secs={secs:.2} rate={:.0}",
+        "probes={probes} complete_starttls={okn} via_openssl={} secs={secs:.2} rate={:.0}",
+        via_openssl.load(Ordering::Relaxed),
         okn as f64 / secs
     );
     Ok(())

@@ -17,6 +17,32 @@ pub enum StarttlsOverride {
     Never,
 }
 
+/// The submissions port: implicit TLS (RFC 8314 §3.3).
+pub const IMPLICIT_TLS_PORT: u16 = 465;
+/// The message submission port: STARTTLS like 25 (RFC 6409).
+pub const SUBMISSION_PORT: u16 = 587;
+/// The port MX delivery uses (RFC 5321).
+pub const DELIVERY_PORT: u16 = 25;
+
+/// The port whose probes the domain verdicts use when several are probed (`--smtp-port
+/// 25,587,465`): 25, what MX delivery uses, when listed; else the first port given (a single
+/// non-standard port stands in for 25, as in the lab). The other ports are probed and
+/// recorded for adoption figures only.
+pub fn delivery_port(ports: &[u16]) -> u16 {
+    if ports.contains(&DELIVERY_PORT) {
+        DELIVERY_PORT
+    } else {
+        ports.first().copied().unwrap_or(DELIVERY_PORT)
+    }
+}
+
+/// Whether the host's TLSA RRset at `_25._tcp` (DANE for SMTP, RFC 7672) is checked on this
+/// port: everywhere except the submission ports 465 and 587, which RFC 7672 does not cover
+/// (their TLSA would live at `_465._tcp`/`_587._tcp`, which mxray does not look up).
+pub fn dane_applies(port: u16) -> bool {
+    !matches!(port, IMPLICIT_TLS_PORT | SUBMISSION_PORT)
+}
+
 /// How a probe behaves. Build with `ProbeConfig::default()` and override fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -53,6 +79,10 @@ pub struct ProbeConfig {
     pub concurrency: usize,
     /// When STARTTLS is sent without being advertised. Default [`StarttlsOverride::Policy`].
     pub starttls_override: StarttlsOverride,
+    /// Ports on which the session is implicit TLS (RFC 8314 §3.3: TLS first, then greeting,
+    /// EHLO, QUIT) instead of STARTTLS. Default `[465]`, the submissions port; 25 and 587 are
+    /// STARTTLS.
+    pub implicit_tls_ports: Vec<u16>,
 }
 
 impl Default for ProbeConfig {
@@ -69,6 +99,27 @@ impl Default for ProbeConfig {
             extra_roots_pem: Vec::new(),
             concurrency: 1000,
             starttls_override: StarttlsOverride::Policy,
+            implicit_tls_ports: vec![IMPLICIT_TLS_PORT],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivery_port_is_25_when_listed_else_the_first() {
+        assert_eq!(delivery_port(&[25]), 25);
+        assert_eq!(delivery_port(&[587, 25, 465]), 25);
+        assert_eq!(delivery_port(&[2525]), 2525);
+        assert_eq!(delivery_port(&[465, 587]), 465);
+        assert_eq!(delivery_port(&[]), 25);
+    }
+
+    #[test]
+    fn dane_is_not_applied_on_the_submission_ports() {
+        assert!(dane_applies(25) && dane_applies(2525));
+        assert!(!dane_applies(465) && !dane_applies(587));
     }
 }

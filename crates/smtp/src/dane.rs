@@ -416,7 +416,7 @@ mod tests {
     fn der_value_strips_short_and_long_headers() {
         assert_eq!(der_value(&[0x30, 0x02, 1, 2]), Some(&[1u8, 2][..]));
         let mut long = vec![0x30, 0x81, 0x80];
-        long.extend(std::iter::repeat(7u8).take(0x80));
+        long.extend(std::iter::repeat_n(7u8, 0x80));
         assert_eq!(der_value(&long).map(<[u8]>::len), Some(0x80));
         assert_eq!(der_value(&[0x30, 0x05, 1]), None);
         assert_eq!(der_value(&[]), None);

@@ -17,7 +17,8 @@
 //!   from the host's point of view.
 
 use mxray_model::{
-    CertificateRecord, DaneVerdict, ProbeErrorClass, ProbeResult, SmtpProbeRecord, UtcTime,
+    CertificateRecord, DaneVerdict, ProbeErrorClass, ProbeResult, SmtpProbeRecord, TlsEngine,
+    TlsFallbackReason, UtcTime,
 };
 use rustls::pki_types::{CertificateDer, UnixTime};
 use uuid::Uuid;
@@ -27,7 +28,7 @@ use crate::dane::{self, Session};
 use crate::machine::Observations;
 use crate::pkix::PkixChecker;
 use crate::probe::{ProbeOutput, ProbeTarget};
-use crate::{signals, tlsrpt};
+use crate::{signals, tls, tlsrpt};
 
 /// Phase durations, milliseconds, each measured around its own I/O.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -59,6 +60,17 @@ pub struct TlsFacts {
     pub kx_group: Option<String>,
 }
 
+/// What is kept of a rustls session that was retried with OpenSSL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirstSession {
+    /// Why rustls could not complete the handshake.
+    pub reason: TlsFallbackReason,
+    /// The rustls error, as text.
+    pub detail: String,
+    /// The first session's transcript.
+    pub transcript: String,
+}
+
 /// Everything one session showed.
 #[derive(Debug, Clone)]
 pub struct SessionFacts {
@@ -78,6 +90,10 @@ pub struct SessionFacts {
     pub chain: Vec<CertificateDer<'static>>,
     /// The capped dialogue transcript.
     pub transcript: String,
+    /// The engine of the handshake, when one was attempted.
+    pub engine: Option<TlsEngine>,
+    /// The first (rustls) session, when this is the OpenSSL retry.
+    pub first: Option<FirstSession>,
 }
 
 /// What the judgement needs besides the session: the scan identity, roots, caps, time.
@@ -199,7 +215,17 @@ pub fn probe_output(target: &ProbeTarget, s: SessionFacts, j: &Judge<'_>) -> Pro
         starttls_forced: obs.starttls_forced,
         limiter_wait_ms: t.limiter_wait_ms,
         attempt: 1,
+        tls_engine: s.engine,
+        tls_fallback_reason: s.first.as_ref().map(|f| f.reason),
+        tls_fallback_detail: s.first.as_ref().map(|f| cap(f.detail.clone(), 1024)),
+        tls_fallback_transcript: s.first.map(|f| f.transcript).unwrap_or_default(),
+        tls_legacy: false,
     };
+    record.tls_legacy = obs.tls_completed
+        && record
+            .tls_version
+            .as_deref()
+            .is_some_and(tls::is_legacy_version);
     record.tlsrpt_results = tlsrpt::for_probe(&record, tlsrpt::host_dane_applies(&record));
     ProbeOutput {
         record,
@@ -231,6 +257,8 @@ mod tests {
             tls: TlsFacts::default(),
             chain: Vec::new(),
             transcript: String::new(),
+            engine: None,
+            first: None,
         }
     }
 

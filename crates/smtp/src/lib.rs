@@ -3,17 +3,20 @@
 //!
 //! What it does: connects through [`mxray_net::Dialer`] (destination policy checked right
 //! before connect, rate limits, source bind), reads the greeting, says EHLO (HELO on a 5xx),
-//! issues STARTTLS, completes the TLS handshake with rustls whatever the certificate, says EHLO
-//! again, and QUITs. It records timings, banner, EHLO keywords and raw replies, the STARTTLS
-//! reply, TLS version, cipher suite, key-exchange group and the whole chain, then judges the
-//! chain for PKIX validity ([`pkix`]) and DANE ([`dane`]), derives stripping signals
-//! ([`signals`]) and RFC 8460 result types ([`tlsrpt`]). Every way a session can end is an
-//! error class in the record, never an `Err`.
+//! issues STARTTLS, completes the TLS handshake whatever the certificate, says EHLO again, and
+//! QUITs; on an implicit-TLS port (465) the handshake comes first. TLS is rustls; when rustls
+//! fails for a reason OpenSSL can overcome (TLS 1.0/1.1 only, no common suite, a key rustls
+//! cannot verify, [`tls::fallback`]), a second session runs with OpenSSL ([`tls`]). It
+//! records timings, banner, EHLO keywords and raw replies, the STARTTLS reply, TLS engine,
+//! version, cipher suite, key-exchange group and the whole chain, then judges the chain for
+//! PKIX validity ([`pkix`]) and DANE ([`dane`]), derives stripping signals ([`signals`]) and
+//! RFC 8460 result types ([`tlsrpt`]). Every way a session can end is an error class in the
+//! record, never an `Err`.
 //!
 //! What it does not: send MAIL, RCPT or DATA; resolve names (the caller passes the IP, the
-//! SNI name and the TLSA RRset); speak TLS 1.0/1.1 or non-ECDHE TLS 1.2 suites (rustls does
-//! not; such servers are classed `tls_incompatible`, not "no TLS"); deduplicate certificates
-//! across probes (the sink does).
+//! SNI name and the TLSA RRset); speak SSLv2/SSLv3 (Debian's libssl has no SSLv3; such
+//! servers are classed `tls_incompatible`, not "no TLS"); deduplicate certificates across
+//! probes (the sink does).
 //!
 //! Main types: [`Prober`] (the tokio driver), [`ProbeTarget`], [`ProbeOutput`],
 //! [`ProbeConfig`]; the sans-io core is [`machine::Dialogue`] over [`reply::ReplyParser`].
@@ -44,9 +47,13 @@ pub mod pkix;
 mod probe;
 pub mod reply;
 pub mod signals;
+pub mod tls;
 pub mod tlsrpt;
 
-pub use config::{ProbeConfig, StarttlsOverride};
+pub use config::{
+    dane_applies, delivery_port, ProbeConfig, StarttlsOverride, DELIVERY_PORT, IMPLICIT_TLS_PORT,
+    SUBMISSION_PORT,
+};
 pub use dane::{DaneOutcome, Session, TlsaInput};
 pub use machine::{Action, Dialogue, State};
 pub use probe::{classify_tls_error, dial_error_class, Prefixed, ProbeOutput, ProbeTarget, Prober};

@@ -11,6 +11,8 @@
 //! the EHLO reply does not advertise it (zgrab2's `--send-starttls-override`): a `220` and a
 //! completed handshake then prove that the server speaks TLS and the EHLO reply was rewritten
 //! on the path; a refusal is the expected answer of a server without STARTTLS, not an error.
+//! On an implicit-TLS port (465, RFC 8314 §3.3),
+//! [`Dialogue::implicit_tls`] starts with the handshake: TLS, greeting, EHLO, QUIT.
 
 use mxray_model::ProbeErrorClass;
 
@@ -105,12 +107,16 @@ pub struct Observations {
     pub error: Option<(ProbeErrorClass, String)>,
     /// TLS alert code when the handshake ended with one.
     pub tls_alert: Option<u8>,
+    /// The session was implicit TLS (RFC 8314 §3.3): TLS before the greeting, no STARTTLS;
+    /// the greeting and the EHLO reply were read inside TLS (`post_tls_ehlo`).
+    pub implicit_tls: bool,
 }
 
 impl Observations {
-    /// The session reached a successful (`250`) EHLO or HELO.
+    /// The session reached a successful (`250`) EHLO or HELO (on implicit TLS: inside TLS).
     pub fn reached_ehlo(&self) -> bool {
-        self.ehlo.as_ref().is_some_and(|r| r.code == 250)
+        let ok = |r: &Option<Reply>| r.as_ref().is_some_and(|r| r.code == 250);
+        ok(&self.ehlo) || (self.implicit_tls && ok(&self.post_tls_ehlo))
     }
 }
 
@@ -121,6 +127,24 @@ pub struct Dialogue {
     ehlo_name: String,
     force_starttls: bool,
     obs: Observations,
+}
+
+impl Dialogue {
+    /// A session on an implicit-TLS port (RFC 8314 §3.3): the driver runs the handshake first
+    /// and reports it with [`Dialogue::on_implicit_tls_established`] or
+    /// [`Dialogue::on_tls_failed`]; then the greeting, one EHLO (inside TLS) and QUIT.
+    pub fn implicit_tls(ehlo_name: impl Into<String>) -> Self {
+        let mut d = Dialogue::new(ehlo_name);
+        d.state = State::ExpectTlsHandshake;
+        d.obs.implicit_tls = true;
+        d
+    }
+
+    /// The implicit-TLS handshake completed: wait for the greeting (read it next).
+    pub fn on_implicit_tls_established(&mut self) {
+        self.obs.tls_completed = true;
+        self.state = State::ExpectGreeting;
+    }
 }
 
 impl Dialogue {
@@ -184,6 +208,11 @@ impl Dialogue {
                 let detail = summary();
                 self.obs.greeting = Some(reply);
                 match code {
+                    // Implicit TLS: the EHLO is already inside TLS, and STARTTLS never follows.
+                    220 if self.obs.implicit_tls => {
+                        self.state = State::ExpectPostTlsEhloReply;
+                        self.ehlo()
+                    }
                     220 => {
                         self.state = State::ExpectEhloReply;
                         self.ehlo()
@@ -558,6 +587,40 @@ mod tests {
         d.on_reply(reply(220, &["x"]));
         d.on_reply(reply(250, &["mx", "STARTTLS"]));
         assert!(!d.observations().starttls_forced);
+    }
+
+    #[test]
+    fn implicit_tls_starts_with_the_handshake_and_never_sends_starttls() {
+        let mut d = Dialogue::implicit_tls("s");
+        assert_eq!(d.state(), State::ExpectTlsHandshake);
+        d.on_implicit_tls_established();
+        assert_eq!(d.state(), State::ExpectGreeting);
+        assert_eq!(
+            d.on_reply(reply(220, &["mx ESMTP"])),
+            Action::Send("EHLO s".into())
+        );
+        // STARTTLS in the EHLO reply inside TLS is not acted upon.
+        assert_eq!(
+            d.on_reply(reply(250, &["mx", "AUTH PLAIN", "STARTTLS"])),
+            Action::Send("QUIT".into())
+        );
+        assert_eq!(d.on_reply(reply(221, &["bye"])), Action::Close);
+        let o = d.into_observations();
+        assert!(o.implicit_tls && o.tls_completed && o.error.is_none());
+        assert!(o.ehlo.is_none() && !o.starttls_advertised && o.starttls_reply.is_none());
+        assert_eq!(o.post_tls_keywords, vec!["AUTH PLAIN", "STARTTLS"]);
+
+        let mut d = Dialogue::implicit_tls("s");
+        assert_eq!(
+            d.on_tls_failed(ProbeErrorClass::TlsAlert, Some(42), "alert".into()),
+            Action::Close
+        );
+        let o = d.observations();
+        assert!(o.tls_failed && !o.tls_completed && o.greeting.is_none());
+        assert_eq!(
+            o.error.as_ref().map(|e| e.0),
+            Some(ProbeErrorClass::TlsAlert)
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The thin tokio driver: sockets, timers and rustls around the sans-io [`Dialogue`]. What the
-//! session showed is turned into the record by the pure [`crate::judge`].
+//! The thin tokio driver: sockets, timers and the TLS engines ([`crate::tls`]) around the
+//! sans-io [`Dialogue`]. What the session showed is turned into the record by the pure
+//! [`crate::judge`].
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -8,22 +9,25 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use mxray_model::{CertificateRecord, ProbeErrorClass, SmtpProbeRecord, UtcTime};
+use mxray_model::{
+    CertificateRecord, ProbeErrorClass, SmtpProbeRecord, TlsEngine, TlsFallbackReason, UtcTime,
+};
 use mxray_net::{DialError, Dialer, Refusal};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{AlertDescription, ClientConfig, ProtocolVersion};
+use rustls::{AlertDescription, ClientConfig};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::Semaphore;
 use tokio::time::{timeout_at, Instant};
-use tokio_rustls::TlsConnector;
 use uuid::Uuid;
 
 use crate::dane::TlsaInput;
-use crate::danger::{EngineLimit, RecordingVerifier};
-use crate::judge::{self, Judge, SessionFacts, Timings, TlsFacts};
+use crate::danger::EngineLimit;
+use crate::judge::{self, FirstSession, Judge, SessionFacts, Timings, TlsFacts};
 use crate::machine::{Action, Dialogue, IoFailure, State};
 use crate::pkix::PkixChecker;
 use crate::reply::{Reply, ReplyError, ReplyParser};
+use crate::tls::openssl_engine::OpensslEngine;
+use crate::tls::{rustls_engine, HandshakeFailure, Negotiated, TlsConnection};
 use crate::{ProbeConfig, SmtpError, StarttlsOverride};
 
 /// One destination to probe.
@@ -88,6 +92,7 @@ struct Inner {
     scan_id: Uuid,
     vantage: String,
     tls: Arc<ClientConfig>,
+    openssl: OpensslEngine,
     pkix: PkixChecker,
     permits: Semaphore,
 }
@@ -112,18 +117,8 @@ impl Prober {
         scan_id: Uuid,
         vantage: String,
     ) -> Result<Self, SmtpError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier = Arc::new(RecordingVerifier::new(
-            provider.signature_verification_algorithms,
-        ));
-        let mut tls = ClientConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .map_err(|e| SmtpError::Tls(e.to_string()))?
-            .dangerous()
-            .with_custom_certificate_verifier(verifier)
-            .with_no_client_auth();
-        // Every probe must see a full handshake and the whole chain.
-        tls.resumption = rustls::client::Resumption::disabled();
+        let tls = rustls_engine::client_config()?;
+        let openssl = OpensslEngine::new()?;
         let pkix = PkixChecker::new(&cfg.extra_roots_pem)?;
         let permits = Semaphore::new(cfg.concurrency.max(1));
         Ok(Prober {
@@ -132,7 +127,8 @@ impl Prober {
                 dialer,
                 scan_id,
                 vantage,
-                tls: Arc::new(tls),
+                tls,
+                openssl,
                 pkix,
                 permits,
             }),
@@ -150,6 +146,12 @@ impl Prober {
     /// back by the per-IP limit does not keep a slot from probes of other addresses. A probe
     /// that then had to wait for a slot asks the limiters again, so connects released
     /// together after a slot shortage still keep the configured spacing.
+    ///
+    /// When the rustls handshake fails for a reason OpenSSL can overcome
+    /// ([`crate::tls::fallback`]), a second, complete SMTP session follows with OpenSSL. It
+    /// waits for the global, per-IP and per-prefix rate limits like any new connection. The
+    /// record is the second session's, with `tls_engine = openssl`, the first failure in
+    /// `tls_fallback_reason`/`_detail` and the first transcript in `tls_fallback_transcript`.
     pub async fn probe(&self, target: &ProbeTarget) -> ProbeOutput {
         let probed_at = UtcTime::now();
         let mut limiter_wait = Duration::ZERO;
@@ -167,13 +169,30 @@ impl Prober {
         }
         let start = Instant::now();
         let force = target.forces_starttls(self.inner.cfg.starttls_override);
-        let mut run = Run::new(&self.inner, start, force);
+        let mut run = Run::new(&self.inner, start, force, TlsEngine::Rustls);
         run.limiter_wait_ms = Some(ms(limiter_wait));
         match admitted {
             Err(e) => run.pre_connect = Some((dial_error_class(&e), e.to_string())),
             Ok(_) => run.session(target).await,
         }
-        run.finish(target, probed_at)
+        let Some((reason, detail)) = run.fallback.take() else {
+            return run.finish(target, probed_at);
+        };
+        // The retry is a new connection: polite like any other.
+        let mut retry = Run::new(&self.inner, Instant::now(), force, TlsEngine::Openssl);
+        match self.inner.dialer.admit(target.ip).await {
+            Err(e) => retry.pre_connect = Some((dial_error_class(&e), e.to_string())),
+            Ok(w) => {
+                retry.limiter_wait_ms = Some(ms(limiter_wait + w));
+                retry.first = Some(FirstSession {
+                    reason,
+                    detail,
+                    transcript: run.transcript,
+                });
+                retry.session(target).await;
+            }
+        }
+        retry.finish(target, probed_at)
     }
 }
 
@@ -199,6 +218,14 @@ struct Run<'a> {
     kx_group: Option<String>,
     chain: Vec<CertificateDer<'static>>,
     pre_connect: Option<(ProbeErrorClass, String)>,
+    /// The engine this session's handshake uses.
+    engine: TlsEngine,
+    /// A handshake was attempted (so `tls_engine` is recorded).
+    tls_attempted: bool,
+    /// Set when this session's rustls handshake failed for a reason OpenSSL can overcome.
+    fallback: Option<(TlsFallbackReason, String)>,
+    /// The first session, when this one is the OpenSSL retry.
+    first: Option<FirstSession>,
 }
 
 fn ms(d: Duration) -> u32 {
@@ -206,7 +233,7 @@ fn ms(d: Duration) -> u32 {
 }
 
 impl<'a> Run<'a> {
-    fn new(inner: &'a Inner, start: Instant, force_starttls: bool) -> Self {
+    fn new(inner: &'a Inner, start: Instant, force_starttls: bool, engine: TlsEngine) -> Self {
         let cfg = &inner.cfg;
         Run {
             inner,
@@ -229,6 +256,10 @@ impl<'a> Run<'a> {
             kx_group: None,
             chain: Vec::new(),
             pre_connect: None,
+            engine,
+            tls_attempted: false,
+            fallback: None,
+            first: None,
         }
     }
 
@@ -267,6 +298,12 @@ impl<'a> Run<'a> {
         self.sent_at = now;
         self.deadline = now + self.inner.cfg.session_deadline;
         let mut tcp = tcp;
+        if self.inner.cfg.implicit_tls_ports.contains(&target.port) {
+            // RFC 8314 §3.3: TLS first, then the greeting inside it.
+            self.dialogue = Dialogue::implicit_tls(self.inner.cfg.ehlo_name.clone());
+            self.handshake(tcp, target).await;
+            return;
+        }
         let action = self.converse(&mut tcp, None).await;
         if action != Action::StartTls {
             let _ = timeout_at(self.deadline, tcp.shutdown()).await;
@@ -371,70 +408,81 @@ impl<'a> Run<'a> {
 
     async fn handshake(&mut self, tcp: tokio::net::TcpStream, target: &ProbeTarget) {
         // Bytes the server sent after its 220 belong to the TLS handshake (or are garbage the
-        // handshake will reject): hand them to rustls instead of dropping them.
+        // handshake will reject): hand them to the TLS engine instead of dropping them.
         let early = self.parser.take_unconsumed();
         let io = Prefixed::new(early, tcp);
-        let dns_name = target
+        // SNI only for a DNS name (an address or an invalid name: none is sent).
+        let sni = target
             .sni
             .as_deref()
-            .and_then(|s| ServerName::try_from(s.trim_end_matches('.').to_owned()).ok())
-            .filter(|n| matches!(n, ServerName::DnsName(_)));
-        let server_name = match dns_name {
-            Some(n) => {
-                self.sni_sent = target.sni.clone();
-                n
-            }
-            // An IP ServerName makes rustls send no SNI at all.
-            None => ServerName::IpAddress(target.ip.into()),
-        };
-        let connector = TlsConnector::from(self.inner.tls.clone());
+            .map(|s| s.trim_end_matches('.'))
+            .filter(|s| {
+                matches!(
+                    ServerName::try_from(s.to_owned()),
+                    Ok(ServerName::DnsName(_))
+                )
+            })
+            .map(str::to_owned);
+        if sni.is_some() {
+            self.sni_sent = target.sni.clone();
+        }
+        self.tls_attempted = true;
         let t0 = Instant::now();
         let phase_end = (t0 + self.inner.cfg.tls_timeout).min(self.deadline);
-        let mut tls = match timeout_at(phase_end, connector.connect(server_name, io)).await {
-            Ok(Ok(tls)) => tls,
-            Ok(Err(e)) => {
-                let (class, alert, detail) = classify_tls_error(&e);
-                self.dialogue
-                    .on_tls_failed(class, alert, format!("TLS handshake: {detail}"));
-                return;
-            }
-            Err(_) if phase_end >= self.deadline => {
-                self.dialogue.on_io_failure(IoFailure::Deadline);
-                return;
-            }
-            Err(_) => {
-                self.dialogue.on_tls_failed(
-                    ProbeErrorClass::TlsTimeout,
-                    None,
-                    "TLS handshake timed out".into(),
-                );
-                return;
+        let (inner, engine, ip) = (self.inner, self.engine, target.ip);
+        let connecting = async move {
+            match engine {
+                TlsEngine::Rustls => {
+                    rustls_engine::connect(&inner.tls, sni.as_deref(), ip, io).await
+                }
+                TlsEngine::Openssl => inner.openssl.connect(sni.as_deref(), io).await,
             }
         };
+        let (mut tls, negotiated): (TlsConnection, Negotiated) =
+            match timeout_at(phase_end, connecting).await {
+                Ok(Ok(done)) => done,
+                Ok(Err(HandshakeFailure {
+                    class,
+                    alert,
+                    detail,
+                    fallback,
+                })) => {
+                    let detail = format!("TLS handshake: {detail}");
+                    if let (TlsEngine::Rustls, Some(reason)) = (self.engine, fallback) {
+                        self.log("C: ", &format!("[{detail}; retrying with OpenSSL]"));
+                        self.fallback = Some((reason, detail.clone()));
+                    }
+                    self.dialogue.on_tls_failed(class, alert, detail);
+                    return;
+                }
+                Err(_) if phase_end >= self.deadline => {
+                    self.dialogue.on_io_failure(IoFailure::Deadline);
+                    return;
+                }
+                Err(_) => {
+                    self.dialogue.on_tls_failed(
+                        ProbeErrorClass::TlsTimeout,
+                        None,
+                        "TLS handshake timed out".into(),
+                    );
+                    return;
+                }
+            };
         self.tls_ms = Some(ms(t0.elapsed()));
-        {
-            let (_, conn) = tls.get_ref();
-            self.tls_version = conn.protocol_version().map(version_name);
-            self.cipher = conn.negotiated_cipher_suite().map(|s| {
-                s.suite()
-                    .as_str()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| format!("{:?}", s.suite()))
-            });
-            self.kx_group = conn.negotiated_key_exchange_group().map(|g| {
-                g.name()
-                    .as_str()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| format!("{:?}", g.name()))
-            });
-            self.chain = conn
-                .peer_certificates()
-                .map(|c| c.to_vec())
-                .unwrap_or_default();
-        }
-        self.log("C: ", "[TLS handshake]");
-        let first = self.dialogue.on_tls_established();
-        self.converse(&mut tls, Some(first)).await;
+        self.tls_version = Some(negotiated.version).filter(|v| !v.is_empty());
+        self.cipher = Some(negotiated.cipher).filter(|c| !c.is_empty());
+        self.kx_group = negotiated.kx_group;
+        self.chain = negotiated.chain;
+        self.log("C: ", &format!("[TLS handshake, {engine}]"));
+        let first = if self.dialogue.observations().implicit_tls {
+            self.dialogue.on_implicit_tls_established();
+            // The greeting is timed from the end of the handshake.
+            self.sent_at = Instant::now();
+            None
+        } else {
+            Some(self.dialogue.on_tls_established())
+        };
+        self.converse(&mut tls, first).await;
         let close_by = (Instant::now() + Duration::from_secs(1)).min(self.deadline);
         let _ = timeout_at(close_by, tls.shutdown()).await;
     }
@@ -461,6 +509,8 @@ impl<'a> Run<'a> {
             },
             chain: self.chain,
             transcript: self.transcript,
+            engine: self.tls_attempted.then_some(self.engine),
+            first: self.first,
         };
         let out = judge::probe_output(target, facts, &self.inner.judge());
         tracing::debug!(ip = %out.record.ip, result = %out.record.result, error = ?out.record.error_class, "probe done");
@@ -481,13 +531,6 @@ pub fn dial_error_class(e: &DialError) -> ProbeErrorClass {
     }
 }
 
-fn version_name(v: ProtocolVersion) -> String {
-    match v {
-        ProtocolVersion::TLSv1_2 => "TLSv1.2".into(),
-        ProtocolVersion::TLSv1_3 => "TLSv1.3".into(),
-        other => format!("{other:?}"),
-    }
-}
 
 /// Maps a failed TLS handshake (the I/O error tokio-rustls returns) to the probe's error class,
 /// the alert code received, if any, and a detail text. Shared with the canary probe so both

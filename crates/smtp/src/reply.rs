@@ -355,7 +355,7 @@ mod tests {
     #[test]
     fn a_line_of_exactly_the_cap_is_accepted_with_its_crlf() {
         let mut wire = b"250 ".to_vec();
-        wire.extend(std::iter::repeat(b'a').take(508));
+        wire.extend(std::iter::repeat_n(b'a', 508));
         assert_eq!(wire.len(), 512);
         // Fed in two parts: the CR arrives before the LF and must not trip the cap.
         let mut p = ReplyParser::new(512, 4096);

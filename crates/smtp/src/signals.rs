@@ -53,6 +53,11 @@ fn reply_masked(reply: Option<&Reply>) -> bool {
 /// - `starttls_forced_ok`: STARTTLS sent although not advertised, accepted, handshake done.
 pub fn detect(obs: &Observations) -> Vec<StrippingSignal> {
     let mut out = Vec::new();
+    // Implicit TLS (port 465): nothing travels in the clear for a path to rewrite, and a
+    // failed handshake there follows no `220` (the greeting comes after TLS).
+    if obs.implicit_tls {
+        return out;
+    }
     if !obs.starttls_advertised && obs.ehlo_keywords.iter().any(|k| is_masked_starttls(k)) {
         out.push(StrippingSignal::StarttlsMangled);
     }

@@ -140,7 +140,7 @@ fn dane_ee_ignores_names_and_dates_danetest_1_to_8() {
     for (s, m) in [(0, 1), (1, 1), (0, 2), (1, 2), (1, 0)] {
         let sel: &[u8] = if s == 0 { expired.as_ref() } else { &spki };
         assert_eq!(
-            check(&[expired.clone()], vec![rec(3, s, m, sel)]),
+            check(std::slice::from_ref(&expired), vec![rec(3, s, m, sel)]),
             DaneVerdict::Valid,
             "3 {s} {m} on an anonymous expired leaf"
         );
@@ -149,7 +149,7 @@ fn dane_ee_ignores_names_and_dates_danetest_1_to_8() {
         bytes[0] ^= 1;
         wrong.data = hex::encode(bytes);
         assert_eq!(
-            check(&[expired.clone()], vec![wrong]),
+            check(std::slice::from_ref(&expired), vec![wrong]),
             DaneVerdict::Mismatch,
             "3 {s} {m} with one wrong byte"
         );
@@ -222,7 +222,7 @@ fn rfc7671_5_2_3_anchor_given_in_dns_and_not_presented() {
     );
     // Leaf only, issuer key in DNS.
     assert_eq!(
-        check(&[p.leaf.clone()], vec![rec(2, 1, 0, &p.issuer.spki)]),
+        check(std::slice::from_ref(&p.leaf), vec![rec(2, 1, 0, &p.issuer.spki)]),
         DaneVerdict::Valid
     );
 }

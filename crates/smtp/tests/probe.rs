@@ -715,7 +715,7 @@ async fn a_certificate_message_over_the_engines_size_limit_is_tls_too_large_not_
         let mut params =
             rcgen::CertificateParams::new(vec!["pad.test".to_string()]).expect("params");
         let mut v = vec![0x04, 0x82, 0x75, 0x30]; // OCTET STRING of 30,000 bytes
-        v.extend(std::iter::repeat(0x41).take(30_000));
+        v.extend(std::iter::repeat_n(0x41, 30_000));
         params
             .custom_extensions
             .push(rcgen::CustomExtension::from_oid_content(

@@ -677,6 +677,7 @@ fn write_record(w: &mut RowWriter<'_>, record: &Record) {
             w.bool(r.stripping_suspected);
             w.list(r.stripping_signals.iter().map(|v| v.as_str()));
             w.list(strs(&r.errors));
+            w.bool(r.tls_legacy);
         }
         Record::DnsHost(r) => {
             w.uuid(&r.scan_id);
@@ -738,6 +739,11 @@ fn write_record(w: &mut RowWriter<'_>, record: &Record) {
             w.bool(r.starttls_forced);
             w.opt_uint(U32, r.limiter_wait_ms);
             w.uint(U8, u32::from(r.attempt));
+            w.opt_str(r.tls_engine.map(|e| e.as_str()));
+            w.opt_str(r.tls_fallback_reason.map(|e| e.as_str()));
+            w.opt_str(r.tls_fallback_detail.as_deref());
+            w.str(&r.tls_fallback_transcript);
+            w.bool(r.tls_legacy);
         }
         Record::Certificate(r) => {
             w.uuid(&r.scan_id);
@@ -1149,7 +1155,10 @@ impl std::fmt::Debug for TableReader {
 }
 
 impl TableReader {
-    /// Open a table file and check that its columns are the table's.
+    /// Open a table file and check that its columns are the table's. A file written before a
+    /// migration added columns (they are appended, `ADD COLUMN`) has a prefix of them: its
+    /// rows read with the added fields' defaults (null, empty, false), as ClickHouse fills
+    /// the added columns of old rows.
     pub fn open(path: &Path, kind: RecordKind) -> Result<Self, StoreError> {
         let file = File::open(path).map_err(|e| StoreError::io(path, e))?;
         let reader = SerializedFileReader::new(file).map_err(|e| StoreError::parquet(path, e))?;
@@ -1161,7 +1170,7 @@ impl TableReader {
             .map(|f| f.name())
             .collect();
         let expected: Vec<&str> = columns(kind).iter().map(|c| c.name).collect();
-        if names != expected {
+        if names.is_empty() || !expected.starts_with(&names) {
             return Err(StoreError::Manifest {
                 path: path.to_owned(),
                 message: format!(

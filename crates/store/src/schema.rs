@@ -137,6 +137,7 @@ const DOMAINS: &[Column] = &[
     c("stripping_suspected", Bool),
     c("stripping_signals", StrList),
     c("errors", StrList),
+    c("tls_legacy", Bool),
 ];
 
 const DNS_HOSTS: &[Column] = &[
@@ -200,6 +201,11 @@ const SMTP_PROBES: &[Column] = &[
     c("starttls_forced", Bool),
     n("limiter_wait_ms", U32),
     c("attempt", U8),
+    n("tls_engine", Str),
+    n("tls_fallback_reason", Str),
+    n("tls_fallback_detail", Str),
+    c("tls_fallback_transcript", Str),
+    c("tls_legacy", Bool),
 ];
 
 const CERTIFICATES: &[Column] = &[
@@ -498,6 +504,36 @@ const V3_COLUMNS: &[AddColumn] = &[
         column: "attempt",
         default: Some("1"),
     },
+    AddColumn {
+        table: RecordKind::SmtpProbe,
+        column: "tls_engine",
+        default: None,
+    },
+    AddColumn {
+        table: RecordKind::SmtpProbe,
+        column: "tls_fallback_reason",
+        default: None,
+    },
+    AddColumn {
+        table: RecordKind::SmtpProbe,
+        column: "tls_fallback_detail",
+        default: None,
+    },
+    AddColumn {
+        table: RecordKind::SmtpProbe,
+        column: "tls_fallback_transcript",
+        default: None,
+    },
+    AddColumn {
+        table: RecordKind::SmtpProbe,
+        column: "tls_legacy",
+        default: None,
+    },
+    AddColumn {
+        table: RecordKind::Domain,
+        column: "tls_legacy",
+        default: None,
+    },
 ];
 
 /// Every migration, oldest first. A migration's statements are frozen once released: a change to
@@ -518,9 +554,11 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 3,
-        description: "per-domain DANE and retries: smtp_probes.reached_ehlo, \
-                      starttls_forced, limiter_wait_ms, attempt; dns_hosts.a_dnssec, \
-                      aaaa_dnssec, attempt",
+        description: "per-domain DANE, retries, the second TLS engine: \
+                      smtp_probes.reached_ehlo, starttls_forced, limiter_wait_ms, attempt, \
+                      tls_engine, tls_fallback_reason, tls_fallback_detail, \
+                      tls_fallback_transcript, tls_legacy; dns_hosts.a_dnssec, aaaa_dnssec, \
+                      attempt; domains.tls_legacy",
         statements: |_| Vec::new(),
         add_columns: V3_COLUMNS,
     },

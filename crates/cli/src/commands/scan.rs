@@ -145,7 +145,7 @@ pub(crate) async fn run(settings: &Settings, args: &ScanArgs) -> anyhow::Result<
         fetcher,
         scan_id,
         settings.vantage.clone(),
-        settings.smtp_port,
+        settings.smtp_ports.clone(),
         settings.concurrency,
     );
     if settings.resume {

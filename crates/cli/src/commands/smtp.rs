@@ -21,7 +21,8 @@ use crate::settings::{Settings, UsageError};
 /// Arguments of `mxray smtp`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct SmtpArgs {
-    /// Targets: HOST, HOST:PORT, IP, IP:PORT or [IPv6]:PORT (port default: --smtp-port).
+    /// Targets: HOST, HOST:PORT, IP, IP:PORT or [IPv6]:PORT (without a port: every
+    /// --smtp-port; 465 is implicit TLS).
     #[arg(required = true)]
     pub targets: Vec<String>,
     /// SNI name to send (default: the host name when a HOST is given).
@@ -71,14 +72,25 @@ fn parse_target(s: &str, default_port: u16) -> Result<Target, UsageError> {
     Ok(Target::Host(host, port))
 }
 
+/// A target on its own port, or on every one of `ports` when it names none.
+fn on_ports(s: &str, ports: &[u16]) -> Result<Vec<Target>, UsageError> {
+    // The port is explicit when two different defaults parse to the same target.
+    let (a, b) = (parse_target(s, 1)?, parse_target(s, 2)?);
+    if a == b {
+        return Ok(vec![a]);
+    }
+    ports.iter().map(|&p| parse_target(s, p)).collect()
+}
+
 pub(crate) async fn run(settings: &Settings, args: &SmtpArgs) -> anyhow::Result<ExitCode> {
     let scan_id = uuid::Uuid::now_v7();
     let started_at = UtcTime::now();
     let targets = args
         .targets
         .iter()
-        .map(|t| parse_target(t, settings.smtp_port))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|t| on_ports(t, &settings.smtp_ports))
+        .collect::<Result<Vec<_>, _>>()?
+        .concat();
     let dialer = settings.dialer();
     let prober = engines::prober(settings, &dialer, scan_id)?;
     let parquet_dir = settings.outputs.out.clone();
@@ -182,6 +194,9 @@ fn summary(r: &SmtpProbeRecord) -> String {
     if let Some(v) = &r.tls_version {
         s.push_str(&format!(" {v} {}", r.cipher.as_deref().unwrap_or("?")));
     }
+    if let Some(reason) = r.tls_fallback_reason {
+        s.push_str(&format!(" engine=openssl fallback={reason}"));
+    }
     match (r.pkix_valid, r.pkix_error) {
         (Some(true), _) => s.push_str(" pkix=ok"),
         (Some(false), Some(e)) => s.push_str(&format!(" pkix={e}")),
@@ -230,6 +245,21 @@ mod tests {
             Target::Host("mx.example.com".into(), 587)
         );
         assert!(parse_target("mx..example", 25).is_err());
+        assert_eq!(
+            on_ports("mx.example.com", &[25, 465]).expect("ok"),
+            vec![
+                Target::Host("mx.example.com".into(), 25),
+                Target::Host("mx.example.com".into(), 465)
+            ]
+        );
+        assert_eq!(
+            on_ports("mx.example.com:587", &[25, 465]).expect("ok"),
+            vec![Target::Host("mx.example.com".into(), 587)]
+        );
+        assert_eq!(
+            on_ports("192.0.2.1", &[25, 465]).expect("ok"),
+            vec![ip("192.0.2.1:25"), ip("192.0.2.1:465")]
+        );
         assert!(parse_target("mx.example:x", 25).is_err());
     }
 }

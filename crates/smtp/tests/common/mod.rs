@@ -1,6 +1,8 @@
 //! Fake SMTP servers for the prober's tests: tokio + rustls on 127.0.0.1:0.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod legacy;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -92,6 +94,8 @@ pub fn server_config(
 #[derive(Clone)]
 pub enum AfterStarttls {
     Tls(Arc<rustls::ServerConfig>),
+    /// An OpenSSL server (legacy versions, ciphers and keys rustls does not speak).
+    Openssl(Arc<openssl::ssl::SslAcceptor>),
     Bytes(Vec<u8>),
 }
 
@@ -109,6 +113,9 @@ pub struct Spec {
     pub reset_mid_ehlo: Option<Vec<u8>>,
     /// Write every reply in small segments with flushes and pauses.
     pub split: bool,
+    /// Implicit TLS (port 465 style): `after_starttls` runs right after accept, then the
+    /// greeting and the dialogue happen inside TLS.
+    pub implicit: bool,
 }
 
 impl Spec {
@@ -124,6 +131,7 @@ impl Spec {
             post_tls_ehlo: b"250-mx.test\r\n250-PIPELINING\r\n250 AUTH PLAIN\r\n".to_vec(),
             reset_mid_ehlo: None,
             split: false,
+            implicit: false,
         }
     }
 
@@ -138,6 +146,7 @@ impl Spec {
             post_tls_ehlo: Vec::new(),
             reset_mid_ehlo: None,
             split: false,
+            implicit: false,
         }
     }
 }
@@ -205,6 +214,24 @@ async fn write<S: AsyncWrite + Unpin>(
 }
 
 async fn serve(sock: TcpStream, spec: Spec, log: Arc<Mutex<Vec<String>>>) -> std::io::Result<()> {
+    if spec.implicit {
+        match &spec.after_starttls {
+            Some(AfterStarttls::Tls(cfg)) => {
+                let acceptor = tokio_rustls::TlsAcceptor::from(cfg.clone());
+                let mut tls = acceptor.accept(sock).await?;
+                log.lock().expect("lock").push("[TLS]".into());
+                write(&mut tls, &spec.greeting, spec.split).await?;
+                return serve_tls(tls, &spec, log).await;
+            }
+            Some(AfterStarttls::Openssl(acceptor)) => {
+                let mut tls = legacy::accept(acceptor, sock).await?;
+                log.lock().expect("lock").push("[TLS]".into());
+                write(&mut tls, &spec.greeting, spec.split).await?;
+                return serve_tls(tls, &spec, log).await;
+            }
+            _ => return Ok(()),
+        }
+    }
     tokio::time::sleep(spec.greeting_delay).await;
     let mut r = BufReader::new(sock);
     write(r.get_mut(), &spec.greeting, spec.split).await?;
@@ -238,6 +265,12 @@ async fn serve(sock: TcpStream, spec: Spec, log: Arc<Mutex<Vec<String>>>) -> std
                     Some(AfterStarttls::Tls(cfg)) => {
                         let acceptor = tokio_rustls::TlsAcceptor::from(cfg.clone());
                         let tls = acceptor.accept(r.into_inner()).await?;
+                        log.lock().expect("lock").push("[TLS]".into());
+                        return serve_tls(tls, &spec, log).await;
+                    }
+                    Some(AfterStarttls::Openssl(acceptor)) => {
+                        // Bytes buffered after the STARTTLS line would be lost: none are sent.
+                        let tls = legacy::accept(acceptor, r.into_inner()).await?;
                         log.lock().expect("lock").push("[TLS]".into());
                         return serve_tls(tls, &spec, log).await;
                     }
