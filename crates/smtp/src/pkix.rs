@@ -158,7 +158,6 @@ fn self_issued(der: &CertificateDer<'_>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rcgen::{CertificateParams, IsCa, Issuer, KeyPair};
     use openssl::asn1::Asn1Time;
     use openssl::bn::BigNum;
     use openssl::ec::{EcGroup, EcKey};
@@ -168,6 +167,7 @@ mod tests {
     use openssl::rsa::Rsa;
     use openssl::x509::extension::{BasicConstraints, SubjectAlternativeName};
     use openssl::x509::{X509NameBuilder, X509};
+    use rcgen::{CertificateParams, IsCa, Issuer, KeyPair};
 
     /// Seconds since the epoch; certificates start an hour back so that one made this second is
     /// not "not yet valid" to a check in the same second.
@@ -317,7 +317,6 @@ mod tests {
             Err(PkixError::WeakKey)
         );
     }
-
 
     #[test]
     fn a_chain_longer_than_the_verifiers_budget_is_path_too_long() {

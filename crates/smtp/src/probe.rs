@@ -531,7 +531,6 @@ pub fn dial_error_class(e: &DialError) -> ProbeErrorClass {
     }
 }
 
-
 /// Maps a failed TLS handshake (the I/O error tokio-rustls returns) to the probe's error class,
 /// the alert code received, if any, and a detail text. Shared with the canary probe so both
 /// name the same failure the same way.

@@ -222,7 +222,10 @@ fn rfc7671_5_2_3_anchor_given_in_dns_and_not_presented() {
     );
     // Leaf only, issuer key in DNS.
     assert_eq!(
-        check(std::slice::from_ref(&p.leaf), vec![rec(2, 1, 0, &p.issuer.spki)]),
+        check(
+            std::slice::from_ref(&p.leaf),
+            vec![rec(2, 1, 0, &p.issuer.spki)]
+        ),
         DaneVerdict::Valid
     );
 }
