@@ -260,6 +260,8 @@ pub struct SmtpProbeRecord {
     pub transcript: String,
     /// The session reached a successful (`250`) EHLO or HELO. Only such sessions count for
     /// `starttls` and DANE: a host that never got this far was not seen lacking anything.
+    /// Records written before schema 3 lack it: readers fill it with
+    /// [`SmtpProbeRecord::reached_ehlo_before_v3`].
     #[serde(default)]
     pub reached_ehlo: bool,
     /// `STARTTLS` was sent although the EHLO reply did not advertise it (a secure TLSA RRset
@@ -296,6 +298,21 @@ pub struct SmtpProbeRecord {
     #[serde(default)]
     pub tls_legacy: bool,
 }
+
+impl SmtpProbeRecord {
+    /// `reached_ehlo` of a record written before the field existed (schema < 3), from the
+    /// fields it has: a session that ended without `error` got through EHLO or HELO, and one
+    /// that saw STARTTLS advertised had a successful EHLO. A session that failed after a
+    /// `250` EHLO without STARTTLS is the only one this misses, and it counted as an error in
+    /// those versions too. The same rule is the ClickHouse default of the migrated column
+    /// ([`REACHED_EHLO_BEFORE_V3_SQL`]).
+    pub fn reached_ehlo_before_v3(&self) -> bool {
+        self.result != ProbeResult::Error || self.starttls_advertised
+    }
+}
+
+/// [`SmtpProbeRecord::reached_ehlo_before_v3`] as a ClickHouse expression over the row.
+pub const REACHED_EHLO_BEFORE_V3_SQL: &str = "result != 'error' OR starttls_advertised";
 
 /// A certificate seen in any chain, deduplicated by SHA-256 (table `certificates`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clickhouse::Row)]

@@ -1143,6 +1143,8 @@ pub struct TableReader {
     rows: parquet::record::reader::RowIter<'static>,
     row: u64,
     total: u64,
+    /// The file predates `smtp_probe.reached_ehlo` (schema < 3): derive it per row.
+    derive_reached_ehlo: bool,
 }
 
 impl std::fmt::Debug for TableReader {
@@ -1180,12 +1182,14 @@ impl TableReader {
             });
         }
         let total = u64::try_from(meta.num_rows()).unwrap_or(0);
+        let derive_reached_ehlo = kind == RecordKind::SmtpProbe && !names.contains(&"reached_ehlo");
         Ok(TableReader {
             kind,
             path: path.to_owned(),
             rows: reader.into_iter(),
             row: 0,
             total,
+            derive_reached_ehlo,
         })
     }
 
@@ -1209,7 +1213,10 @@ impl TableReader {
             obj.insert("record".into(), Value::String(self.kind.as_str().into()));
             // Through text: the model's UUID field only deserializes from a borrowed str.
             let text = Value::Object(obj).to_string();
-            let rec: Record = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+            let mut rec: Record = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+            if let (true, Record::SmtpProbe(p)) = (self.derive_reached_ehlo, &mut rec) {
+                p.reached_ehlo = p.reached_ehlo_before_v3();
+            }
             out.push(rec);
             self.row += 1;
         }

@@ -482,7 +482,7 @@ const V3_COLUMNS: &[AddColumn] = &[
     AddColumn {
         table: RecordKind::SmtpProbe,
         column: "reached_ehlo",
-        default: None,
+        default: Some(mxray_model::REACHED_EHLO_BEFORE_V3_SQL),
     },
     AddColumn {
         table: RecordKind::SmtpProbe,

@@ -132,6 +132,15 @@ async fn a_version_1_database_is_migrated_to_the_current_schema() {
         c.database
     ))
     .await;
+    // Probes of before `reached_ehlo`: one that completed STARTTLS, one that failed after an
+    // EHLO with STARTTLS, one that never got an answer.
+    run(format!(
+        "INSERT INTO `{}`.smtp_probes (ip, port, result, starttls_advertised) VALUES \
+         ('192.0.2.1', 25, 'starttls_ok', 1), ('192.0.2.2', 25, 'error', 1), \
+         ('192.0.2.3', 25, 'error', 0)",
+        c.database
+    ))
+    .await;
 
     let report = migrate(&c).await.expect("migrate 1 -> latest");
     assert_eq!((report.from, report.to), (1, SCHEMA_VERSION));
@@ -148,6 +157,24 @@ async fn a_version_1_database_is_migrated_to_the_current_schema() {
         .await
         .expect("a_dnssec");
     assert_eq!(old_status, vec!["indeterminate".to_owned()]);
+    // ... and `reached_ehlo` is derived from the old fields, as the Parquet reader does.
+    let reached: Vec<(String, bool)> = c
+        .client()
+        .query(&format!(
+            "SELECT ip, reached_ehlo FROM `{}`.smtp_probes ORDER BY ip",
+            c.database
+        ))
+        .fetch_all()
+        .await
+        .expect("reached_ehlo");
+    assert_eq!(
+        reached,
+        vec![
+            ("192.0.2.1".to_owned(), true),
+            ("192.0.2.2".to_owned(), true),
+            ("192.0.2.3".to_owned(), false)
+        ]
+    );
     // Migrating again adds nothing and fails on nothing.
     assert!(migrate(&c).await.expect("again").applied.is_empty());
     let after = tables_now(&c).await;
