@@ -101,6 +101,11 @@ fn check(vantage: &str, epoch: u32) {
                 format!("{:?}", d.stripping_signals),
                 format!("{:?}", want.stripping_signals),
             ),
+            (
+                "tls_legacy",
+                d.tls_legacy.to_string(),
+                want.tls_legacy.to_string(),
+            ),
         ];
         for (field, have, should) in pairs {
             if have != should {

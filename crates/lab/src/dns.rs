@@ -138,6 +138,8 @@ pub(crate) struct Zone {
     signing: Signing,
     key: Option<ZoneKey>,
     content: Content,
+    /// (name, type) pairs answered SERVFAIL: an authority failing for one lookup only.
+    servfail: std::collections::HashSet<(Name, RecordType)>,
 }
 
 impl Zone {
@@ -167,6 +169,7 @@ impl Zone {
             signing,
             key,
             content,
+            servfail: Default::default(),
         })
     }
 
@@ -187,6 +190,11 @@ impl Zone {
                 .or_default()
                 .push(Record::from_rdata(name, TTL, rdata));
         }
+    }
+
+    /// Makes queries for `name`/`rtype` fail with SERVFAIL (both server modes, CD or not).
+    pub(crate) fn add_servfail(&mut self, name: Name, rtype: RecordType) {
+        self.servfail.insert((name, rtype));
     }
 
     fn apex_records(&self) -> Vec<Record> {
@@ -428,6 +436,10 @@ impl Authority {
             resp.metadata.response_code = ResponseCode::Refused;
             return resp;
         };
+        if zone.servfail.contains(&(name.clone(), qtype)) {
+            resp.metadata.response_code = ResponseCode::ServFail;
+            return resp;
+        }
         resp.metadata.authoritative = true;
         let mut status = DnssecStatus::Secure;
         for _hop in 0..8 {
@@ -744,6 +756,24 @@ mod tests {
         );
         assert_eq!(r.metadata.response_code, ResponseCode::NoError);
         assert!(r.answers.is_empty());
+    }
+
+    #[test]
+    fn an_injected_failure_answers_servfail_for_that_type_only() {
+        let mut parent = Zone::new_static(name("lab.test."), Signing::Signed).expect("zone");
+        parent.add(
+            name("www.lab.test."),
+            RData::A(A(Ipv4Addr::new(127, 0, 0, 9))),
+        );
+        parent.add_servfail(name("www.lab.test."), RecordType::AAAA);
+        let a = Authority::new(vec![parent]);
+        for mode in [Mode::Authoritative, Mode::Validating] {
+            let r = a.respond(&query("www.lab.test.", RecordType::AAAA, true), mode);
+            assert_eq!(r.metadata.response_code, ResponseCode::ServFail);
+            let r = a.respond(&query("www.lab.test.", RecordType::A, true), mode);
+            assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+            assert_eq!(r.answers.len(), 2);
+        }
     }
 
     #[test]

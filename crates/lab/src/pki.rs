@@ -29,6 +29,19 @@ pub enum CertKind {
     Expired,
     /// Issued by the lab CA, valid, but for `wrong-name.lab.test` only.
     WrongName,
+    /// Issued by the lab CA, valid, the name in the subject CN only (no subjectAltName).
+    CnOnly,
+    /// Issued by the lab CA, valid, but the server sends the leaf alone (the CA omitted).
+    LeafOnly,
+}
+
+/// The OpenSSL servers of the lab: what rustls cannot serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum LegacyTls {
+    /// TLS 1.0 only, RSA-2048 leaf issued by the lab CA.
+    Tls10Rsa2048,
+    /// TLS 1.2, RSA-1024 leaf issued by the lab CA.
+    Tls12Rsa1024,
 }
 
 impl CertKind {
@@ -39,6 +52,8 @@ impl CertKind {
             CertKind::SelfSigned => "self-signed",
             CertKind::Expired => "expired",
             CertKind::WrongName => "wrong-name",
+            CertKind::CnOnly => "cn-only",
+            CertKind::LeafOnly => "leaf-only",
         }
     }
 }
@@ -53,14 +68,22 @@ const CACHE_CAP: usize = 20_000;
 /// Issued chains by (defect, names).
 type CertCache = HashMap<(CertKind, Vec<String>), Arc<CertifiedKey>>;
 
+/// OpenSSL server contexts by (kind, names): a handful of case hosts, never pool hosts.
+type OpensslCache = HashMap<(LegacyTls, Vec<String>), Arc<openssl::ssl::SslAcceptor>>;
+
 /// The lab CA and the leaf certificate factory.
 pub(crate) struct Pki {
     ca_issuer: Issuer<'static, KeyPair>,
     ca_der: CertificateDer<'static>,
     ca_pem: String,
+    /// The CA key in PEM, for the OpenSSL-issued leaves.
+    ca_key_pem: String,
+    /// The CA's SubjectPublicKeyInfo (DER): the data of a DANE-TA `2 1 0` record.
+    ca_spki: Vec<u8>,
     leaf_key: KeyPair,
     leaf_signing: Arc<dyn rustls::sign::SigningKey>,
     cache: Mutex<CertCache>,
+    openssl: Mutex<OpensslCache>,
 }
 
 impl std::fmt::Debug for Pki {
@@ -100,6 +123,11 @@ impl Pki {
         let ca_cert = params.self_signed(&ca_key).map_err(pki_err)?;
         let ca_der = ca_cert.der().clone();
         let ca_pem = ca_cert.pem();
+        let ca_key_pem = ca_key.serialize_pem();
+        let ca_spki = {
+            use rcgen::PublicKeyData;
+            ca_key.subject_public_key_info()
+        };
         let ca_issuer = Issuer::new(params, ca_key);
 
         let leaf_key = KeyPair::generate().map_err(pki_err)?;
@@ -109,9 +137,12 @@ impl Pki {
             ca_issuer,
             ca_der,
             ca_pem,
+            ca_key_pem,
+            ca_spki,
             leaf_key,
             leaf_signing,
             cache: Mutex::default(),
+            openssl: Mutex::default(),
         })
     }
 
@@ -130,6 +161,11 @@ impl Pki {
     /// SHA-256 of the CA certificate: the data of a DANE-TA `2 0 1` record.
     pub(crate) fn ca_cert_sha256(&self) -> Vec<u8> {
         Sha256::digest(self.ca_der.as_ref()).to_vec()
+    }
+
+    /// The CA's SubjectPublicKeyInfo, DER: the data of a DANE-TA `2 1 0` record.
+    pub(crate) fn ca_spki(&self) -> Vec<u8> {
+        self.ca_spki.clone()
     }
 
     /// The certificate chain and key for `names` with the given defect (cached).
@@ -170,7 +206,11 @@ impl Pki {
             .first()
             .cloned()
             .unwrap_or_else(|| "lab.test".to_owned());
-        let mut params = CertificateParams::new(names).map_err(pki_err)?;
+        let san = match kind {
+            CertKind::CnOnly => Vec::new(),
+            _ => names,
+        };
+        let mut params = CertificateParams::new(san).map_err(pki_err)?;
         params.distinguished_name = dn(&cn);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -185,12 +225,169 @@ impl Pki {
                 let cert = params.self_signed(&self.leaf_key).map_err(pki_err)?;
                 Ok(vec![cert.der().clone()])
             }
+            CertKind::LeafOnly => {
+                let cert = params
+                    .signed_by(&self.leaf_key, &self.ca_issuer)
+                    .map_err(pki_err)?;
+                Ok(vec![cert.der().clone()])
+            }
             _ => {
                 let cert = params
                     .signed_by(&self.leaf_key, &self.ca_issuer)
                     .map_err(pki_err)?;
                 Ok(vec![cert.der().clone(), self.ca_der.clone()])
             }
+        }
+    }
+
+    /// An OpenSSL server context for `names` (cached): an RSA leaf issued by the lab CA, chain
+    /// leaf + CA, security level 0 so that old protocol versions and small keys are allowed.
+    pub(crate) fn openssl_acceptor(
+        &self,
+        kind: LegacyTls,
+        names: &[String],
+    ) -> Result<Arc<openssl::ssl::SslAcceptor>, LabError> {
+        use openssl::ssl::{SslAcceptor, SslMethod, SslVersion};
+        let key = (kind, names.to_vec());
+        if let Some(a) = self.openssl.lock().ok().and_then(|c| c.get(&key).cloned()) {
+            return Ok(a);
+        }
+        let (bits, version) = match kind {
+            LegacyTls::Tls10Rsa2048 => (2048, SslVersion::TLS1),
+            LegacyTls::Tls12Rsa1024 => (1024, SslVersion::TLS1_2),
+        };
+        let (leaf, leaf_key) = self.openssl_leaf(names, bits)?;
+        let ca = openssl::x509::X509::from_der(self.ca_der.as_ref()).map_err(pki_err)?;
+        let mut b = SslAcceptor::mozilla_intermediate(SslMethod::tls_server()).map_err(pki_err)?;
+        b.set_security_level(0);
+        b.set_min_proto_version(Some(version)).map_err(pki_err)?;
+        b.set_max_proto_version(Some(version)).map_err(pki_err)?;
+        b.set_cipher_list("ALL:@SECLEVEL=0").map_err(pki_err)?;
+        b.set_certificate(&leaf).map_err(pki_err)?;
+        b.set_private_key(&leaf_key).map_err(pki_err)?;
+        b.add_extra_chain_cert(ca).map_err(pki_err)?;
+        let a = Arc::new(b.build());
+        if let Ok(mut c) = self.openssl.lock() {
+            c.insert(key, a.clone());
+        }
+        Ok(a)
+    }
+
+    /// An RSA leaf of `bits` bits for `names`, issued by the lab CA (SHA-256).
+    fn openssl_leaf(
+        &self,
+        names: &[String],
+        bits: u32,
+    ) -> Result<
+        (
+            openssl::x509::X509,
+            openssl::pkey::PKey<openssl::pkey::Private>,
+        ),
+        LabError,
+    > {
+        use openssl::asn1::Asn1Time;
+        use openssl::bn::BigNum;
+        use openssl::hash::MessageDigest;
+        use openssl::pkey::PKey;
+        use openssl::rsa::Rsa;
+        use openssl::x509::extension::{
+            BasicConstraints, ExtendedKeyUsage, SubjectAlternativeName,
+        };
+        use openssl::x509::{X509NameBuilder, X509};
+        let key = PKey::from_rsa(Rsa::generate(bits).map_err(pki_err)?).map_err(pki_err)?;
+        let ca = X509::from_der(self.ca_der.as_ref()).map_err(pki_err)?;
+        let ca_key = PKey::private_key_from_pem(self.ca_key_pem.as_bytes()).map_err(pki_err)?;
+        let cn = names.first().map_or("lab.test", String::as_str);
+        let mut n = X509NameBuilder::new().map_err(pki_err)?;
+        n.append_entry_by_text("CN", cn).map_err(pki_err)?;
+        let n = n.build();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let mut b = X509::builder().map_err(pki_err)?;
+        b.set_version(2).map_err(pki_err)?;
+        let mut serial = BigNum::new().map_err(pki_err)?;
+        serial
+            .rand(64, openssl::bn::MsbOption::MAYBE_ZERO, false)
+            .map_err(pki_err)?;
+        let serial = serial.to_asn1_integer().map_err(pki_err)?;
+        b.set_serial_number(&serial).map_err(pki_err)?;
+        b.set_subject_name(&n).map_err(pki_err)?;
+        b.set_issuer_name(ca.subject_name()).map_err(pki_err)?;
+        b.set_pubkey(&key).map_err(pki_err)?;
+        let nb = Asn1Time::from_unix(now - 86400).map_err(pki_err)?;
+        let na = Asn1Time::days_from_now(90).map_err(pki_err)?;
+        b.set_not_before(&nb).map_err(pki_err)?;
+        b.set_not_after(&na).map_err(pki_err)?;
+        let bc = BasicConstraints::new().build().map_err(pki_err)?;
+        b.append_extension(bc).map_err(pki_err)?;
+        let eku = ExtendedKeyUsage::new()
+            .server_auth()
+            .build()
+            .map_err(pki_err)?;
+        b.append_extension(eku).map_err(pki_err)?;
+        let mut san = SubjectAlternativeName::new();
+        for name in names {
+            san.dns(name);
+        }
+        let san = san
+            .build(&b.x509v3_context(Some(&ca), None))
+            .map_err(pki_err)?;
+        b.append_extension(san).map_err(pki_err)?;
+        b.sign(&ca_key, MessageDigest::sha256()).map_err(pki_err)?;
+        Ok((b.build(), key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names() -> Vec<String> {
+        vec!["mx.case.lab.test".to_owned()]
+    }
+
+    #[test]
+    fn cn_only_leaf_has_no_subject_alt_name() {
+        let pki = Pki::generate().expect("pki");
+        let chain = pki.issue(CertKind::CnOnly, &names()).expect("issue");
+        assert_eq!(chain.len(), 2);
+        let (_, leaf) = x509_parser::parse_x509_certificate(chain[0].as_ref()).expect("x509");
+        assert!(leaf.subject_alternative_name().expect("ext").is_none());
+        let cn: Vec<&str> = leaf
+            .subject()
+            .iter_common_name()
+            .filter_map(|a| a.as_str().ok())
+            .collect();
+        assert_eq!(cn, vec!["mx.case.lab.test"]);
+    }
+
+    #[test]
+    fn leaf_only_chain_omits_the_ca() {
+        let pki = Pki::generate().expect("pki");
+        let chain = pki.issue(CertKind::LeafOnly, &names()).expect("issue");
+        assert_eq!(chain.len(), 1);
+        let (_, leaf) = x509_parser::parse_x509_certificate(chain[0].as_ref()).expect("x509");
+        let (_, ca) = x509_parser::parse_x509_certificate(pki.ca_der.as_ref()).expect("x509");
+        assert_eq!(leaf.issuer(), ca.subject());
+        // The 2 1 0 anchor is the key that signed the leaf.
+        assert_eq!(ca.public_key().raw, pki.ca_spki().as_slice());
+    }
+
+    #[test]
+    fn openssl_leaves_are_rsa_of_the_stated_size_issued_by_the_lab_ca() {
+        let pki = Pki::generate().expect("pki");
+        for (kind, bits) in [
+            (LegacyTls::Tls10Rsa2048, 2048),
+            (LegacyTls::Tls12Rsa1024, 1024),
+        ] {
+            let (leaf, _) = pki.openssl_leaf(&names(), bits).expect("leaf");
+            assert_eq!(leaf.public_key().expect("key").bits(), bits);
+            let ca = openssl::x509::X509::from_der(pki.ca_der.as_ref()).expect("ca");
+            assert!(leaf
+                .verify(&ca.public_key().expect("ca key"))
+                .expect("verify"));
+            assert!(pki.openssl_acceptor(kind, &names()).is_ok());
         }
     }
 }

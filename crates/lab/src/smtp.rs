@@ -39,6 +39,23 @@ pub enum SmtpBehaviour {
     TlsFailAfterReady,
     /// Accepts the connection and never greets (closes after two minutes).
     Tarpit,
+    /// STARTTLS intact, but the greeting is a decorative multi-line banner of stars around
+    /// words (`220-*** Authorized use only ***`), as many admins configure: not a PIX mask.
+    DecorativeBanner,
+    /// STARTTLS intact, and next to it an EHLO keyword of the X-mask family (`XXXXXXXA`): a
+    /// server that was not stripped.
+    MaskedKeywordBesideStarttls,
+    /// EHLO omits STARTTLS, but the command is answered `220` and TLS completes: what a
+    /// client sees behind a middlebox that rewrites only the EHLO reply.
+    HiddenStarttls,
+    /// STARTTLS, with a multi-line EHLO reply whose continuation lines carry other codes
+    /// (`250-` / `251-`), which Postfix's client accepts (the last line's code counts).
+    MixedCodeEhlo,
+    /// STARTTLS, then TLS 1.0 only (OpenSSL, security level 0), RSA-2048 lab-CA certificate.
+    LegacyTls10,
+    /// STARTTLS, then TLS 1.2 (OpenSSL) with a lab-CA certificate on an RSA-1024 key, which
+    /// rustls refuses.
+    WeakRsaKey,
 }
 
 impl SmtpBehaviour {
@@ -50,6 +67,21 @@ impl SmtpBehaviour {
             SmtpBehaviour::Reject454 => "starttls-454",
             SmtpBehaviour::TlsFailAfterReady => "tls-fail-after-220",
             SmtpBehaviour::Tarpit => "tarpit",
+            SmtpBehaviour::DecorativeBanner => "decorative-banner",
+            SmtpBehaviour::MaskedKeywordBesideStarttls => "x-keyword-beside-starttls",
+            SmtpBehaviour::HiddenStarttls => "hidden-starttls",
+            SmtpBehaviour::MixedCodeEhlo => "mixed-code-ehlo",
+            SmtpBehaviour::LegacyTls10 => "tls1.0-only",
+            SmtpBehaviour::WeakRsaKey => "rsa-1024",
+        }
+    }
+
+    /// The TLS handshake is OpenSSL's (what rustls cannot serve), not rustls's.
+    pub(crate) fn openssl_tls(self) -> Option<crate::pki::LegacyTls> {
+        match self {
+            SmtpBehaviour::LegacyTls10 => Some(crate::pki::LegacyTls::Tls10Rsa2048),
+            SmtpBehaviour::WeakRsaKey => Some(crate::pki::LegacyTls::Tls12Rsa1024),
+            _ => None,
         }
     }
 }
@@ -103,12 +135,28 @@ impl Dialogue {
     pub(crate) fn greeting(&self) -> Option<String> {
         match self.behaviour {
             SmtpBehaviour::Tarpit => None,
+            SmtpBehaviour::DecorativeBanner => Some(format!(
+                "220-**************************************\r\n\
+                 220-*** Authorized use only ***\r\n\
+                 220-**************************************\r\n\
+                 220 {} ESMTP mxray-lab\r\n",
+                self.name
+            )),
             _ => Some(format!("220 {} ESMTP mxray-lab\r\n", self.name)),
         }
     }
 
     fn advertises_starttls(&self) -> bool {
-        !self.tls && self.behaviour != SmtpBehaviour::NoStarttls
+        !self.tls
+            && !matches!(
+                self.behaviour,
+                SmtpBehaviour::NoStarttls | SmtpBehaviour::HiddenStarttls
+            )
+    }
+
+    /// Whether the STARTTLS command is accepted (advertised or not).
+    fn accepts_starttls(&self) -> bool {
+        self.advertises_starttls() || (!self.tls && self.behaviour == SmtpBehaviour::HiddenStarttls)
     }
 
     /// The TLS handshake completed.
@@ -129,18 +177,27 @@ impl Dialogue {
             .to_ascii_uppercase();
         match verb.as_str() {
             "EHLO" => {
+                // Postfix's client reads a multi-line reply by the last line's code.
+                let cont = if self.behaviour == SmtpBehaviour::MixedCodeEhlo {
+                    "251"
+                } else {
+                    "250"
+                };
                 let mut r = format!(
-                    "250-{} greets you\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n",
+                    "250-{} greets you\r\n{cont}-PIPELINING\r\n{cont}-SIZE 10240000\r\n",
                     self.name
                 );
+                if self.behaviour == SmtpBehaviour::MaskedKeywordBesideStarttls {
+                    r.push_str("250-XXXXXXXA\r\n");
+                }
                 if self.advertises_starttls() {
-                    r.push_str("250-STARTTLS\r\n");
+                    r.push_str(&format!("{cont}-STARTTLS\r\n"));
                 }
                 r.push_str("250-ENHANCEDSTATUSCODES\r\n250 8BITMIME\r\n");
                 Action::Reply(r)
             }
             "HELO" => Action::Reply(format!("250 {}\r\n", self.name)),
-            "STARTTLS" if !self.advertises_starttls() => {
+            "STARTTLS" if !self.accepts_starttls() => {
                 Action::Reply("502 5.5.1 STARTTLS not available\r\n".into())
             }
             "STARTTLS" => match self.behaviour {
@@ -298,6 +355,26 @@ async fn session_inner(mut stream: TcpStream, spec: HostSpec, pki: Arc<Pki>) -> 
     }
     // Bytes pipelined after STARTTLS are dropped (no command injection, RFC 3207 §5).
     let tcp = plain.into_inner();
+    if let Some(legacy) = spec.behaviour.openssl_tls() {
+        // What rustls cannot serve (TLS 1.0, an RSA-1024 key): OpenSSL, as the old servers
+        // of the long tail run it.
+        let names = spec
+            .cert_names
+            .clone()
+            .unwrap_or_else(|| vec![spec.name.clone()]);
+        let ctx = pki.openssl_acceptor(legacy, &names).ok()?;
+        let ssl = openssl::ssl::Ssl::new(ctx.context()).ok()?;
+        let mut tls = Box::pin(tokio_openssl::SslStream::new(ssl, tcp).ok()?);
+        tokio::time::timeout(LINE_TIMEOUT, tls.as_mut().accept())
+            .await
+            .ok()?
+            .ok()?;
+        d.tls_started();
+        let mut tls = BufReader::new(tls);
+        let _ = converse(&mut tls, &mut d).await;
+        let _ = tls.get_mut().shutdown().await;
+        return Some(());
+    }
     let acceptor = acceptor(pki, spec)?;
     let tls = tokio::time::timeout(LINE_TIMEOUT, acceptor.accept(tcp))
         .await
@@ -385,6 +462,51 @@ mod tests {
             assert!(matches!(d.on_line("NOOP"), Action::Reply(_)));
         }
         assert!(matches!(d.on_line("NOOP"), Action::ReplyThenClose(r) if r.starts_with("421")));
+    }
+
+    fn ehlo(d: &mut Dialogue) -> String {
+        match d.on_line("EHLO scanner") {
+            Action::Reply(r) => r,
+            other => panic!("EHLO answered {other:?}"),
+        }
+    }
+
+    #[test]
+    fn decorative_banner_is_multi_line_with_words_and_starttls_intact() {
+        let mut d = Dialogue::new("h.lab.test", SmtpBehaviour::DecorativeBanner);
+        let g = d.greeting().expect("greets");
+        let lines: Vec<&str> = g.split_terminator("\r\n").collect();
+        assert_eq!(lines.len(), 4);
+        assert!(lines[..3].iter().all(|l| l.starts_with("220-")));
+        assert_eq!(lines[1], "220-*** Authorized use only ***");
+        assert_eq!(lines[3], "220 h.lab.test ESMTP mxray-lab");
+        assert!(ehlo(&mut d).contains("250-STARTTLS\r\n"));
+    }
+
+    #[test]
+    fn x_keyword_sits_beside_an_intact_starttls() {
+        let mut d = Dialogue::new("h", SmtpBehaviour::MaskedKeywordBesideStarttls);
+        let r = ehlo(&mut d);
+        assert!(r.contains("250-XXXXXXXA\r\n") && r.contains("250-STARTTLS\r\n"));
+        assert!(matches!(d.on_line("STARTTLS"), Action::ReplyThenTls(_)));
+    }
+
+    #[test]
+    fn hidden_starttls_is_not_listed_but_accepted_once() {
+        let mut d = Dialogue::new("h", SmtpBehaviour::HiddenStarttls);
+        assert!(!ehlo(&mut d).contains("STARTTLS"));
+        assert!(matches!(d.on_line("STARTTLS"), Action::ReplyThenTls(r) if r.starts_with("220 ")));
+        d.tls_started();
+        assert!(matches!(d.on_line("STARTTLS"), Action::Reply(r) if r.starts_with("502 ")));
+    }
+
+    #[test]
+    fn mixed_code_ehlo_ends_with_a_250_line() {
+        let mut d = Dialogue::new("h", SmtpBehaviour::MixedCodeEhlo);
+        let r = ehlo(&mut d);
+        assert!(r.starts_with("250-h greets you\r\n251-PIPELINING\r\n"));
+        assert!(r.contains("251-STARTTLS\r\n"));
+        assert!(r.ends_with("250 8BITMIME\r\n"));
     }
 
     #[tokio::test]
