@@ -23,6 +23,8 @@ DOMAINS = [
     "sts-404.test", "sts-redirect.test", "sts-content-type.test", "sts-self-signed.test",
     "null-mx.test", "implicit.test", "cname-mx.test", "nonexistent.test",
     "tls10.test", "tls11.test", "rsa1024.test",
+    # Issue 14: one DANE host behind a signed and an unsigned MX RRset; a failed TLSA lookup.
+    "shared.test", "shared.insecure.test", "tlsa-servfail.test",
 ]
 # The Exim listener, when scripts/checks.d/interop could extract Exim.
 EXIM = bool(os.environ.get("MXRAY_INTEROP_EXIM"))

@@ -52,7 +52,13 @@ WEB_SELF = "127.0.2.11"  # self-signed certificate
 GOOD_MX_NAMES = [
     "mx.good.test", "mx.dane-ta.test", "mx.tlsa-mismatch.test", "mx.insecure.test",
     "mx.bogus.test", "mx.sts.test", "implicit.test", "mx.cname-mx.test", "real.cname-mx.test",
+    "mx.shared.test", "mx.tlsa-servfail.test",
 ]
+# The TLSA owner of mx.tlsa-servfail.test is a zone of its own, delegated from `test.` (no DS)
+# to NSD, which is configured for it without any zone data: NSD answers SERVFAIL there, so
+# Unbound's TLSA lookup fails (a failed lookup, not a bad signature: that is bogus.test)
+# while the host's A record stays secure. RFC 7672 §2.2: the sender must not deliver.
+TLSA_SERVFAIL_ZONE = "_25._tcp.mx.tlsa-servfail.test."
 
 # MTA-STS policy hosts served by nginx on WEB_GOOD: domain -> (kind, body).
 STS_ENFORCE_GOOD = "version: STSv1\r\nmode: enforce\r\nmx: mx.good.test\r\nmax_age: 86400\r\n"
@@ -156,6 +162,8 @@ class Lab:
                 f"$ORIGIN insecure.test.\n$TTL 300\n{SOA}\n@ IN NS ns.insecure.test.\n"
                 f"ns IN A {NSD_IP}\n@ IN MX 10 mx.insecure.test.\nmx IN A {MX_GOOD}\n"
                 f"_25._tcp.mx IN TLSA 3 1 1 {good_tlsa}\n"
+                # An unsigned MX RRset pointing at the signed DANE host mx.shared.test.
+                f"shared IN MX 10 mx.shared.test.\n"
             ),
             "bogus": (
                 f"$ORIGIN bogus.test.\n$TTL 300\n{SOA}\n@ IN NS ns.bogus.test.\n"
@@ -184,6 +192,14 @@ class Lab:
                 "dane-no-starttls IN MX 10 mx.dane-no-starttls.test.",
                 f"mx.dane-no-starttls IN A {MX_PLAIN}",
                 f"_25._tcp.mx.dane-no-starttls IN TLSA 3 1 1 {good_tlsa}",
+                # One DANE-EE host used as MX by this signed domain and by the unsigned
+                # shared.insecure.test: the same probe, judged per domain (issue 14).
+                "shared IN MX 10 mx.shared.test.", f"mx.shared IN A {MX_GOOD}",
+                f"_25._tcp.mx.shared IN TLSA 3 1 1 {good_tlsa}",
+                # Secure MX and A, TLSA lookup answered SERVFAIL (see TLSA_SERVFAIL_ZONE).
+                "tlsa-servfail IN MX 10 mx.tlsa-servfail.test.",
+                f"mx.tlsa-servfail IN A {MX_GOOD}",
+                f"{TLSA_SERVFAIL_ZONE} IN NS ns.test.",
                 # Delegations: unsigned child (no DS), signed child with broken signatures.
                 "insecure IN NS ns.insecure.test.", f"ns.insecure IN A {NSD_IP}",
                 "bogus IN NS ns.bogus.test.", f"ns.bogus IN A {NSD_IP}", ds,
@@ -254,6 +270,8 @@ class Lab:
             f'zone:\n  name: "test."\n  zonefile: "{tsigned}"\n'
             f'zone:\n  name: "insecure.test."\n  zonefile: "insecure.test.zone"\n'
             f'zone:\n  name: "bogus.test."\n  zonefile: "{bsigned}"\n'
+            # Deliberately no such file: NSD serves the zone as SERVFAIL.
+            f'zone:\n  name: "{TLSA_SERVFAIL_ZONE}"\n  zonefile: "tlsa-servfail.absent"\n'
         )
         (d / "unbound.conf").write_text(
             f'server:\n  interface: {UNBOUND_IP}\n  port: 53\n  do-daemonize: no\n'

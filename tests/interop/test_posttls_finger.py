@@ -82,9 +82,10 @@ def test_pkix_agrees(scan_ad, finger, domain):
         assert s.trust != "Verified" and s.cert_verification_failed, s.text
 
 
-# Not: no mail host (null MX, NXDOMAIN); bogus TLSA (Postfix does not connect).
+# Not: no mail host (null MX, NXDOMAIN); bogus TLSA or a failed TLSA lookup (Postfix does
+# not connect).
 TRANSCRIPT_DOMAINS = [d for d in DOMAINS if d not in ("null-mx.test", "nonexistent.test",
-                                                       "bogus.test")]
+                                                       "bogus.test", "tlsa-servfail.test")]
 
 
 @pytest.mark.parametrize("domain", TRANSCRIPT_DOMAINS)
@@ -100,3 +101,20 @@ def test_transcript_agrees(scan_ad, finger, domain):
     assert p["banner"].removeprefix("220 ").strip() == s.banner.strip(), (p["banner"], s.text)
     assert sorted(k.split(" ")[0].upper() for k in p["ehlo_keywords"]) == sorted(s.ehlo_keywords)
     assert p["starttls_advertised"] == s.starttls_offered
+
+
+def test_shared_host_behind_unsigned_mx(scan_ad, finger):
+    """RFC 7672 §2.2.1: Postfix uses the TLSA of a secure MX host even when the domain's MX
+    RRset is insecure ("MX RRset insecure: log verified as trusted"), and the chain matches:
+    it logs "Trusted", not "Verified". mxray keeps that host match in the probe (`dane =
+    valid`) and calls the domain `insecure` (its MX RRset can be forged); behind the signed
+    MX RRset the same host is "Verified" and `valid`."""
+    unsigned = finger["shared.insecure.test"][0]
+    assert unsigned.dane_matched and unsigned.trust == "Trusted", unsigned.text
+    assert "MX RRset insecure" in unsigned.text, unsigned.text
+    signed = finger["shared.test"][0]
+    assert signed.dane_matched and signed.trust == "Verified", signed.text
+    assert scan_ad["domain"]["shared.insecure.test"]["dane"] == "insecure"
+    assert scan_ad["domain"]["shared.test"]["dane"] == "valid"
+    probes = [p for p in scan_ad["smtp_probe"] if p["sni"] == "mx.shared.test"]
+    assert probes and all(p["dane"] == "valid" for p in probes), probes

@@ -2,7 +2,8 @@
 
 import pytest
 
-from conftest import DOMAINS, EXIM
+from conftest import DOMAINS, EXIM, run_scan
+from lab import MX_GOOD, UNBOUND_IP
 
 # domain -> (mx_kind, starttls, pkix, dane, mta_sts, mta_sts_error, mta_sts_compliant, tls_rpt)
 EXPECTED = {
@@ -50,6 +51,13 @@ EXPECTED = {
     "exim-legacy.test": ("mx", "all", "all", "none", "none", None, None, False),
     # A 1024-bit RSA key: TLS completes, but no current sender accepts the key (weak_key).
     "rsa1024.test": ("mx", "all", "none", "none", "none", None, None, False),
+    # One DANE-EE host (signed zone, matching TLSA) used as MX by a signed domain and by an
+    # unsigned one: the unsigned MX RRset can be forged, so that domain is not DANE-protected
+    # by its own DNS (docs/verdicts.md, RFC 7672 §2.2.1); the probe keeps the host's match.
+    "shared.test": ("mx", "all", "all", "valid", "none", None, None, False),
+    "shared.insecure.test": ("mx", "all", "all", "insecure", "none", None, None, False),
+    # Secure MX and A, the TLSA lookup answered SERVFAIL: RFC 7672 §2.2, Postfix defers.
+    "tlsa-servfail.test": ("mx", "all", "all", "bogus", "none", None, None, False),
 }
 
 FIELDS = ("mx_kind", "starttls", "pkix", "dane", "mta_sts", "mta_sts_error",
@@ -140,3 +148,59 @@ def test_missing_despite_policy(scan_ad):
 def test_validate_mode_equals_ad_mode(scan_ad, scan_validate, domain):
     """`--dnssec validate` straight at NSD gives the same posture as Unbound's AD bit."""
     assert posture(scan_validate["domain"][domain]) == posture(scan_ad["domain"][domain])
+
+
+SHARED = ["shared.test", "shared.insecure.test"]
+
+
+def test_shared_dane_host(scan_ad):
+    """One probe of mx.shared.test serves both domains; what depends on the domain (whether
+    DANE applies, the signals and RFC 8460 results) is judged per domain."""
+    doms = scan_ad["domain"]
+    assert doms["shared.test"]["mx_dnssec"] == "secure"
+    assert doms["shared.insecure.test"]["mx_dnssec"] == "insecure"
+    for d in SHARED:
+        assert doms[d]["mx_hosts"] == ["mx.shared.test"]
+        assert doms[d]["stripping_suspected"] is False, doms[d]
+        assert doms[d]["stripping_signals"] == [], doms[d]
+        assert doms[d]["tlsrpt_results"] == [], doms[d]
+        assert doms[d]["errors"] == [], doms[d]
+    probes = [p for p in scan_ad["smtp_probe"] if p["sni"] == "mx.shared.test"]
+    assert [(p["ip"], p["port"]) for p in probes] == [(MX_GOOD, 25)], probes
+    # The host-level match stays in the probe and the host record.
+    assert probes[0]["dane"] == "valid", probes[0]
+    host = scan_ad["dns_host"]["mx.shared.test"]
+    assert host["tlsa_dnssec"] == "secure" and host["a_dnssec"] == "secure", host
+
+
+def _comparable(rec):
+    return {k: v for k, v in rec.items() if k not in ("scan_id", "scanned_at")}
+
+
+def test_shared_host_in_both_orders(lab, workdir, scan_ad):
+    """The signed domain first, then the unsigned one first: identical domain records (and
+    the same as in the scan of every domain)."""
+    scans = {name: run_scan(lab, workdir, f"shared-{name}",
+                            ["--resolver", f"{UNBOUND_IP}:53", "--dnssec", "ad"], domains=order)
+             for name, order in (("signed-first", SHARED), ("unsigned-first", SHARED[::-1]))}
+    for d in SHARED:
+        first = _comparable(scans["signed-first"]["domain"][d])
+        assert first == _comparable(scans["unsigned-first"]["domain"][d]), d
+        assert first == _comparable(scan_ad["domain"][d]), d
+    assert scans["signed-first"]["domain"]["shared.test"]["dane"] == "valid"
+    assert scans["unsigned-first"]["domain"]["shared.insecure.test"]["dane"] == "insecure"
+
+
+def test_failed_tlsa_lookup_is_bogus(scan_ad):
+    """A TLSA lookup that fails behind a secure A record: DANE `bogus`, and a sender would
+    report `dnssec-invalid` (RFC 7672 §2.2, RFC 8460 §4.3) — never `none`."""
+    rec = scan_ad["domain"]["tlsa-servfail.test"]
+    assert rec["mx_dnssec"] == "secure", rec
+    assert "dnssec-invalid" in rec["tlsrpt_results"], rec
+    host = scan_ad["dns_host"]["mx.tlsa-servfail.test"]
+    assert host["a_dnssec"] == "secure", host
+    assert host["tlsa_rcode"] == "servfail", host
+    assert host["tlsa"] == [], host
+    assert host["tlsa_dnssec"] not in ("secure", "insecure"), host
+    probes = [p for p in scan_ad["smtp_probe"] if p["sni"] == "mx.tlsa-servfail.test"]
+    assert probes and all(p["dane"] == "bogus" for p in probes), probes
