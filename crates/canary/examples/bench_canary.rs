@@ -20,7 +20,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     cfg.max_sessions = 1024;
     let canary = CanaryServer::start(cfg).await?;
     let target = canary.smtp_addr().ok_or("no listener")?;
-    let control = canary.control_addr();
+    let control = canary.control_endpoint();
     let exp = canary.expectation().clone();
     let dialer = Dialer::new(
         Arc::new(DestinationPolicy::new(true, Vec::new())),
@@ -42,10 +42,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     loop {
         while set.len() < conc && started < n {
             started += 1;
-            let (d, e, o) = (dialer.clone(), exp.clone(), opts.clone());
+            let (d, e, o, c) = (dialer.clone(), exp.clone(), opts.clone(), control.clone());
             set.spawn(async move {
                 let t = Instant::now();
-                let out = probe(&d, target, &e, control, &o).await;
+                let out = probe(&d, target, &e, c.as_ref(), &o).await;
                 (t.elapsed(), out.report.verdict)
             });
         }

@@ -7,20 +7,24 @@
 //!   TLS, port 465) with a known certificate ([`Identity`]), refuses mail, and logs exactly
 //!   what each client sent with its address and port ([`ClientLog`]), in memory and as JSON
 //!   lines. A small line-based control endpoint ([`server::CONTROL_PROTOCOL`]) serves that log
-//!   and the canary's [`Expectation`] to probes.
+//!   and the canary's [`Expectation`] to probes, every request and answer authenticated with
+//!   the canary's [`ControlKey`] (HMAC-SHA256, [`auth`]); expectation files are signed with
+//!   the same key ([`SignedExpectation`]).
 //! * [`probe()`] runs the probe dialogue through [`mxray_net::Dialer`], records the bytes it
 //!   sent and received before and inside TLS and the certificate chain, fetches what the
 //!   canary received from this connection, and [`compare`]s both directions with
 //!   [`diverge::diverge`]. The result is a [`TamperReport`] (`clean`, `tampered`, `blocked`,
-//!   `error`) with the diverging bytes; [`canary_record`] makes it a `canary_result` record
+//!   `error`) with the diverging bytes (a control answer that fails authentication is a
+//!   `tampered` finding of its own, stream `control`); [`canary_record`] makes it a `canary_result` record
 //!   (table `canary_results`) and [`probe_record`] the ordinary `smtp_probe` record of the
 //!   same session.
 //! * [`self_check`] tells whether a vantage's outbound port 25 is `open`, `blocked` or
 //!   `intercepted` (the `scan` record's `port25_check`).
 //!
 //! What it does not: resolve names, do reverse DNS of the source address (the caller does,
-//! with `mxray-dns`), authenticate the control endpoint (a path that rewrites SMTP could
-//! rewrite it too; run it where the path to it is trusted), or match connections through NAT
+//! with `mxray-dns`), encrypt the control channel (it is authenticated, not confidential: a
+//! party on the path reads answers, but cannot change them unnoticed), or match connections
+//! through NAT
 //! (the canary log is looked up by the probe's local address and port; behind NAT the client
 //! direction is reported `not_found` and only the canary-to-probe direction is compared).
 //! A refused or timed-out connection is `blocked`, never `tampered` and never "no STARTTLS".
@@ -37,13 +41,16 @@
 //!     Arc::new(RateLimits::new(RateConfig::default())),
 //! );
 //! let target = canary.smtp_addr().expect("one listener");
-//! let out = probe(&dialer, target, canary.expectation(), canary.control_addr(),
+//! // A remote probe builds the endpoint from the address and the key file `serve` wrote.
+//! let control = canary.control_endpoint();
+//! let out = probe(&dialer, target, canary.expectation(), control.as_ref(),
 //!                 &ProbeOptions::default()).await;
 //! assert_eq!(out.report.verdict, Verdict::Clean);
 //! println!("{}", serde_json::to_string(&out.report).unwrap());
 //! # Ok(()) }
 //! ```
 
+pub mod auth;
 pub mod diverge;
 pub mod expect;
 pub mod probe;
@@ -53,12 +60,14 @@ pub mod server;
 pub mod session;
 pub mod wire;
 
+pub use auth::{ControlKey, SignedExpectation};
 pub use diverge::{diverge, Divergence, DivergenceKind};
 pub use expect::{CannedReplies, Expectation, Identity, DEFAULT_NAME};
 pub use probe::{
-    compare, fetch_client_log, fetch_client_log_by_token, fetch_expectation, probe, probe_record,
-    run_session, self_check, CanaryLogStatus, CanaryOutcome, CanaryView, Finding, ProbeOptions,
-    Session, Severity, Stream, TamperReport, VantageCheck, Verdict,
+    compare, control_forged, fetch_client_log, fetch_client_log_by_token, fetch_expectation, probe,
+    probe_record, run_session, self_check, CanaryLogStatus, CanaryOutcome, CanaryView,
+    ControlEndpoint, Finding, ProbeOptions, Session, Severity, Stream, TamperReport, VantageCheck,
+    Verdict,
 };
 pub use record::canary_record;
 pub use server::{CanaryConfig, CanaryHandle, CanaryLog, CanaryServer, ClientLog, ListenSpec};
@@ -80,4 +89,11 @@ pub enum CanaryError {
     /// The control endpoint could not be asked or answered nonsense.
     #[error("canary control endpoint {0}")]
     Control(String),
+    /// The control key is missing, unreadable or malformed, or the canary refused it.
+    #[error("canary control key: {0}")]
+    Key(String),
+    /// A control answer or an expectation file failed authentication with the control key:
+    /// it is not what the canary sent or signed.
+    #[error("canary authentication failed: {0}")]
+    Unauthenticated(String),
 }

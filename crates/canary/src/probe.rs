@@ -19,6 +19,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{timeout_at, Instant};
 use tokio_rustls::TlsConnector;
 
+use crate::auth::{self, AnswerError, ControlKey};
 use crate::diverge::{diverge, Divergence, DivergenceKind};
 use crate::expect::Expectation;
 use crate::script::{ProbeScript, ProbeState, ProbeStep};
@@ -180,6 +181,9 @@ pub enum Stream {
     Certificate,
     /// The TLS handshake itself.
     TlsHandshake,
+    /// The canary's control channel: an answer that failed authentication (rewritten,
+    /// replayed or made up on the path to the control endpoint).
+    Control,
 }
 
 /// How much a finding weighs.
@@ -216,6 +220,9 @@ pub enum CanaryLogStatus {
     NotFound,
     /// The control endpoint could not be asked.
     Unavailable,
+    /// The control endpoint's answer failed authentication: the path to it rewrote, replayed
+    /// or made up the answer (a [`Stream::Control`] finding, verdict `tampered`).
+    Forged,
     /// Not asked (self-check, or no control endpoint given).
     NotAsked,
 }
@@ -229,6 +236,8 @@ pub enum CanaryView {
     NotFound,
     /// The control endpoint failed (detail).
     Unavailable(String),
+    /// An answer failed authentication (detail): tampering of the control path.
+    Forged(String),
     /// Not asked.
     NotAsked,
 }
@@ -314,6 +323,15 @@ fn stream_finding(stream: Stream, expected: &[u8], actual: &[u8], what: &str) ->
         divergence: Some(d),
         detail,
     })
+}
+
+fn control_finding(why: &str) -> Finding {
+    Finding {
+        stream: Stream::Control,
+        severity: Severity::Tampered,
+        divergence: None,
+        detail: format!("the canary's control answer failed authentication: {why}"),
+    }
 }
 
 /// Compares a session with the expectation and the canary's log: the pure core of
@@ -444,6 +462,11 @@ pub fn compare(exp: &Expectation, s: &Session, canary: &CanaryView, vantage: &st
             CanaryView::Unavailable(why) => {
                 canary_log = CanaryLogStatus::Unavailable;
                 canary_log_detail = Some(why.clone());
+            }
+            CanaryView::Forged(why) => {
+                canary_log = CanaryLogStatus::Forged;
+                canary_log_detail = Some(why.clone());
+                findings.push(control_finding(why));
             }
             CanaryView::NotAsked => {}
         }
@@ -919,20 +942,39 @@ pub async fn run_session(dialer: &Dialer, target: SocketAddr, opts: &ProbeOption
 // ---------------------------------------------------------------------------------------
 // The control-endpoint client.
 
-/// Sends one control request and reads one JSON line back (capped at 1 MiB).
+/// A canary's control endpoint and the key that authenticates it ([`crate::auth`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlEndpoint {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// The canary's control key.
+    pub key: ControlKey,
+}
+
+/// Longest control answer read (a log entry is at most 4 x 16 KiB of bytes, escaped).
+const MAX_CONTROL_ANSWER: usize = 1024 * 1024;
+
+/// Sends one authenticated control request and reads one authenticated JSON line back.
+///
+/// Errors: [`CanaryError::Control`] when the endpoint cannot be asked (connect, timeout,
+/// close, oversize), [`CanaryError::Key`] when the canary refused the request's MAC, and
+/// [`CanaryError::Unauthenticated`] when the answer's MAC does not verify.
 async fn control_request(
     dialer: &Dialer,
-    control: SocketAddr,
-    request: &str,
+    control: &ControlEndpoint,
+    command: &str,
     timeout: Duration,
 ) -> Result<serde_json::Value, CanaryError> {
-    let err = |m: String| CanaryError::Control(format!("{control}: {m}"));
-    let mut s = dialer
-        .connect(control)
-        .await
-        .map_err(|e| err(e.to_string()))?;
+    let addr = control.addr;
+    let err = |m: String| CanaryError::Control(format!("{addr}: {m}"));
+    let nonce = auth::new_nonce()?;
     let end = Instant::now() + timeout;
-    let line = format!("{request}\r\n");
+    let mut s = match timeout_at(end, dialer.connect(addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(err(e.to_string())),
+        Err(_) => return Err(err("connect timed out".into())),
+    };
+    let line = auth::request_line(&control.key, command, &nonce);
     match timeout_at(end, s.write_all(line.as_bytes())).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(err(format!("write: {e}"))),
@@ -945,7 +987,7 @@ async fn control_request(
             buf.truncate(nl);
             break;
         }
-        if buf.len() > 1024 * 1024 {
+        if buf.len() > MAX_CONTROL_ANSWER {
             return Err(err("answer larger than 1 MiB".into()));
         }
         match timeout_at(end, s.read(&mut chunk)).await {
@@ -955,25 +997,48 @@ async fn control_request(
             Err(_) => return Err(err("timed out".into())),
         }
     }
-    let _ = timeout_at(end, s.write_all(b"QUIT\r\n")).await;
-    serde_json::from_slice(&buf).map_err(|e| err(format!("not JSON: {e}")))
+    let _ = timeout_at(end, s.shutdown()).await;
+    let json = match auth::open_answer(&control.key, command, &nonce, &buf) {
+        Ok(json) => json,
+        Err(AnswerError::Refused) => {
+            return Err(CanaryError::Key(format!(
+                "{addr}: the canary refused the control key (fingerprint {}): not the key \
+                 its `mxray canary serve` wrote",
+                control.key.fingerprint()
+            )))
+        }
+        Err(AnswerError::Forged(why)) => {
+            return Err(CanaryError::Unauthenticated(format!(
+                "{addr}: {command}: {why}"
+            )))
+        }
+    };
+    // Authenticated, so the canary's own bytes: nonsense here is a canary bug, not the path.
+    serde_json::from_str(json).map_err(|e| err(format!("not JSON: {e}")))
 }
 
-/// Asks a canary's control endpoint for its [`Expectation`].
+/// Asks a canary's control endpoint for its [`Expectation`]. A wrong key is
+/// [`CanaryError::Key`]; an answer that fails authentication [`CanaryError::Unauthenticated`]
+/// (see [`control_forged`] to record it).
 pub async fn fetch_expectation(
     dialer: &Dialer,
-    control: SocketAddr,
+    control: &ControlEndpoint,
     timeout: Duration,
 ) -> Result<Expectation, CanaryError> {
     let v = control_request(dialer, control, "EXPECT", timeout).await?;
     serde_json::from_value(v)
-        .map_err(|e| CanaryError::Control(format!("{control}: bad EXPECT answer: {e}")))
+        .map_err(|e| CanaryError::Control(format!("{}: bad EXPECT answer: {e}", control.addr)))
 }
 
 /// Asks a canary's control endpoint what it received from `client`.
+///
+/// The key is taken as verified (by [`fetch_expectation`] or a signed expectation file), so
+/// an answer that fails authentication, including an unauthenticated refusal (anyone on the
+/// path can send one), is [`CanaryView::Forged`], never merely unavailable: otherwise a path
+/// could hide its rewriting of the client direction by faking a refusal.
 pub async fn fetch_client_log(
     dialer: &Dialer,
-    control: SocketAddr,
+    control: &ControlEndpoint,
     client: SocketAddr,
     timeout: Duration,
 ) -> CanaryView {
@@ -981,10 +1046,10 @@ pub async fn fetch_client_log(
 }
 
 /// Asks a canary's control endpoint for the newest connection whose received bytes contain
-/// `token` (see [`ProbeOptions::token`]).
+/// `token` (see [`ProbeOptions::token`]). Authentication as in [`fetch_client_log`].
 pub async fn fetch_client_log_by_token(
     dialer: &Dialer,
-    control: SocketAddr,
+    control: &ControlEndpoint,
     token: &str,
     timeout: Duration,
 ) -> CanaryView {
@@ -993,23 +1058,62 @@ pub async fn fetch_client_log_by_token(
 
 async fn log_request(
     dialer: &Dialer,
-    control: SocketAddr,
-    request: &str,
+    control: &ControlEndpoint,
+    command: &str,
     timeout: Duration,
 ) -> CanaryView {
-    match control_request(dialer, control, request, timeout).await {
+    let addr = control.addr;
+    match control_request(dialer, control, command, timeout).await {
+        Err(CanaryError::Unauthenticated(why)) => CanaryView::Forged(why),
+        Err(CanaryError::Key(why)) => CanaryView::Forged(format!(
+            "{why}; the key was verified before, so this refusal is not the canary's"
+        )),
         Err(e) => CanaryView::Unavailable(e.to_string()),
         Ok(v) if v.get("error").and_then(|e| e.as_str()) == Some("not_found") => {
             CanaryView::NotFound
         }
         Ok(v) if v.get("error").is_some() => {
-            CanaryView::Unavailable(format!("{control}: canary answered {v}"))
+            CanaryView::Unavailable(format!("{addr}: canary answered {v}"))
         }
         Ok(v) => match serde_json::from_value::<ClientLog>(v) {
             Ok(log) => CanaryView::Log(Box::new(log)),
-            Err(e) => CanaryView::Unavailable(format!("{control}: bad LOG answer: {e}")),
+            Err(e) => CanaryView::Unavailable(format!("{addr}: bad LOG answer: {e}")),
         },
     }
+}
+
+/// The outcome to record when the control endpoint's answer to `EXPECT` failed
+/// authentication, so that no session could be compared: verdict `tampered` with one
+/// [`Stream::Control`] finding, `canary_log = forged`, and no session bytes.
+pub fn control_forged(target: SocketAddr, vantage: &str, why: &str) -> CanaryOutcome {
+    let now = UtcTime::now();
+    let session = Session {
+        probed_at: Some(now),
+        target: Some(target),
+        ..Session::default()
+    };
+    let finding = control_finding(why);
+    let report = TamperReport {
+        verdict: Verdict::Tampered,
+        detail: finding.detail.clone(),
+        vantage: vantage.to_owned(),
+        probed_at: now,
+        target: Some(target),
+        local: None,
+        implicit_tls: false,
+        error_class: None,
+        findings: vec![finding],
+        canary_log: CanaryLogStatus::Forged,
+        canary_log_detail: Some(why.to_owned()),
+        canary_client: None,
+        cert_expected: Vec::new(),
+        cert_seen: Vec::new(),
+        received_plain: Vec::new(),
+        received_tls: Vec::new(),
+        sent_plain: Vec::new(),
+        canary_received_plain: Vec::new(),
+    };
+    CanaryOutcome { report, session }
 }
 
 /// A canary probe's whole outcome.
@@ -1022,12 +1126,13 @@ pub struct CanaryOutcome {
 }
 
 /// `canary probe`: one session to `target`, then (when `control` is given and the session
-/// connected) the canary's log of it, then the comparison.
+/// connected) the canary's log of it, then the comparison. `control`'s key must have been
+/// verified already (it gave `expected`, or verified its file): see [`fetch_client_log`].
 pub async fn probe(
     dialer: &Dialer,
     target: SocketAddr,
     expected: &Expectation,
-    control: Option<SocketAddr>,
+    control: Option<&ControlEndpoint>,
     opts: &ProbeOptions,
 ) -> CanaryOutcome {
     let mut opts = opts.clone();

@@ -31,6 +31,7 @@ impl Stream {
             Stream::ClientTls => "client_tls",
             Stream::Certificate => "certificate",
             Stream::TlsHandshake => "tls_handshake",
+            Stream::Control => "control",
         }
     }
 }
@@ -53,6 +54,7 @@ impl CanaryLogStatus {
             CanaryLogStatus::Compared => "compared",
             CanaryLogStatus::NotFound => "not_found",
             CanaryLogStatus::Unavailable => "unavailable",
+            CanaryLogStatus::Forged => "forged",
             CanaryLogStatus::NotAsked => "not_asked",
         }
     }
@@ -273,6 +275,7 @@ mod tests {
             Stream::ClientTls,
             Stream::Certificate,
             Stream::TlsHandshake,
+            Stream::Control,
         ] {
             assert_eq!(
                 serde_json::to_value(s).expect("json"),
@@ -293,6 +296,7 @@ mod tests {
             CanaryLogStatus::Compared,
             CanaryLogStatus::NotFound,
             CanaryLogStatus::Unavailable,
+            CanaryLogStatus::Forged,
             CanaryLogStatus::NotAsked,
         ] {
             assert_eq!(

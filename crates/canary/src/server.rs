@@ -18,7 +18,9 @@ use tokio::task::JoinHandle;
 use tokio::time::{timeout_at, Instant};
 use tokio_rustls::TlsAcceptor;
 
+use crate::auth::{self, ControlKey, SignedExpectation};
 use crate::expect::{CannedReplies, Expectation, Identity};
+use crate::probe::ControlEndpoint;
 use crate::session::{ServerAction, ServerSession, LINE_TOO_LONG};
 use crate::{wire, CanaryError};
 
@@ -57,10 +59,13 @@ impl ListenSpec {
 pub struct CanaryConfig {
     /// SMTP listeners. Default: one STARTTLS listener on `127.0.0.1:0`.
     pub listen: Vec<ListenSpec>,
-    /// Control endpoint address; `None` disables it. Default `127.0.0.1:0`. Anyone who
-    /// reaches it can read what clients sent to the canary (their addresses and commands),
-    /// so expose it only where probes run.
+    /// Control endpoint address; `None` disables it. Default `127.0.0.1:0`. It answers only
+    /// requests authenticated with [`CanaryConfig::control_key`] ([`crate::auth`]).
     pub control: Option<SocketAddr>,
+    /// The key that authenticates the control endpoint's requests and answers and signs
+    /// expectation files. Default `None`: a fresh random key at start
+    /// ([`CanaryHandle::control_key`] tells it).
+    pub control_key: Option<ControlKey>,
     /// Append one JSON line per finished connection to this file. Default none.
     pub log_file: Option<PathBuf>,
     /// Certificate and key presented in TLS.
@@ -88,6 +93,7 @@ impl CanaryConfig {
         CanaryConfig {
             listen: vec![ListenSpec::starttls(lo)],
             control: Some(lo),
+            control_key: None,
             log_file: None,
             identity,
             replies: CannedReplies::default(),
@@ -284,6 +290,7 @@ pub struct CanaryServer;
 pub struct CanaryHandle {
     smtp: Vec<ListenSpec>,
     control: Option<SocketAddr>,
+    control_key: ControlKey,
     expectation: Expectation,
     log: CanaryLog,
     tasks: Vec<JoinHandle<()>>,
@@ -305,9 +312,27 @@ impl CanaryHandle {
         self.control
     }
 
+    /// The key of the control endpoint and of expectation files (given or generated).
+    pub fn control_key(&self) -> &ControlKey {
+        &self.control_key
+    }
+
+    /// The control endpoint with its key: what a probe needs to ask it.
+    pub fn control_endpoint(&self) -> Option<ControlEndpoint> {
+        self.control.map(|addr| ControlEndpoint {
+            addr,
+            key: self.control_key.clone(),
+        })
+    }
+
     /// What probes must see.
     pub fn expectation(&self) -> &Expectation {
         &self.expectation
+    }
+
+    /// The expectation signed with the control key: the content of an expectation file.
+    pub fn signed_expectation(&self) -> Result<SignedExpectation, CanaryError> {
+        SignedExpectation::sign(&self.expectation, &self.control_key)
     }
 
     /// The connection log.
@@ -329,6 +354,7 @@ struct Shared {
     acceptor: TlsAcceptor,
     log: CanaryLog,
     expectation: Expectation,
+    control_key: ControlKey,
     permits: Arc<Semaphore>,
     control_permits: Arc<Semaphore>,
 }
@@ -356,6 +382,10 @@ impl CanaryServer {
         };
         let log = CanaryLog::new(cfg.max_log_entries, cfg.max_logged_bytes, file);
         let expectation = Expectation::new(&cfg.replies, cfg.identity.chain_sha256());
+        let control_key = match &cfg.control_key {
+            Some(k) => k.clone(),
+            None => ControlKey::generate()?,
+        };
         let mut listeners = Vec::new();
         let mut bound = Vec::new();
         for spec in &cfg.listen {
@@ -390,6 +420,7 @@ impl CanaryServer {
             acceptor: TlsAcceptor::from(Arc::new(tls)),
             log: log.clone(),
             expectation: expectation.clone(),
+            control_key: control_key.clone(),
         });
         let mut tasks = Vec::new();
         for (l, spec) in listeners.into_iter().zip(&bound) {
@@ -402,6 +433,7 @@ impl CanaryServer {
         Ok(CanaryHandle {
             smtp: bound,
             control: control_addr,
+            control_key,
             expectation,
             log,
             tasks,
@@ -585,7 +617,8 @@ async fn send<S: AsyncWrite + Unpin>(
     }
 }
 
-/// The control protocol, one request line and one JSON line back per request:
+/// The control protocol: one authenticated request line, one authenticated JSON line back per
+/// request (the framing and MACs are in [`crate::auth`]). The commands:
 ///
 /// * `EXPECT` → the [`Expectation`] (what probes must see).
 /// * `LOG <ip>:<port>` (IPv6 as `[addr]:port`) → the [`ClientLog`] of the newest connection
@@ -595,12 +628,22 @@ async fn send<S: AsyncWrite + Unpin>(
 ///   proxy finds its session (it puts the token in its EHLO name).
 /// * `QUIT` → closes. Anything else → `{"error":"bad_request"}`.
 ///
-/// Lines are capped at 256 bytes and a connection serves at most 64 requests.
+/// A request that is not authenticated with the canary's key gets the unauthenticated
+/// [`auth::REFUSAL`] line and the connection is closed: without the key nothing of the log
+/// is served. Lines are capped at [`MAX_CONTROL_LINE`] bytes and a connection serves at most
+/// 64 requests.
 pub const CONTROL_PROTOCOL: &str = "EXPECT | LOG <ip:port> | FIND <token> | QUIT";
 
-/// Answers one control request line (without its line end). `None` means close.
-fn control_answer(line: &str, log: &CanaryLog, exp: &Expectation) -> Option<String> {
-    let line = line.trim();
+/// Longest control request line read, line end included (a `FIND` with a 64-character token,
+/// the 32-character nonce and the 64-character MAC fit in under 200 bytes).
+pub const MAX_CONTROL_LINE: usize = 512;
+
+/// Requests served per control connection.
+const CONTROL_REQUESTS: usize = 64;
+
+/// Answers one authenticated control command. `None` means close.
+fn control_answer(command: &str, log: &CanaryLog, exp: &Expectation) -> Option<String> {
+    let line = command.trim();
     let (verb, arg) = line.split_once(' ').unwrap_or((line, ""));
     let err = |e: &str| serde_json::json!({ "error": e }).to_string();
     Some(match verb.to_ascii_uppercase().as_str() {
@@ -632,6 +675,37 @@ fn control_answer(line: &str, log: &CanaryLog, exp: &Expectation) -> Option<Stri
     })
 }
 
+/// What the control endpoint does with one request line.
+#[derive(Debug, PartialEq, Eq)]
+enum ControlReply {
+    /// Write this authenticated answer line (LF included) and read the next request.
+    Answer(String),
+    /// Write [`auth::REFUSAL`] and close: the request was not authenticated.
+    Refuse,
+    /// Close (an authenticated `QUIT`).
+    Close,
+}
+
+/// The pure core of the control endpoint: one request line (line end included or not) in,
+/// what to do out.
+fn control_reply(
+    line: &[u8],
+    key: &ControlKey,
+    log: &CanaryLog,
+    exp: &Expectation,
+) -> ControlReply {
+    let Ok(text) = std::str::from_utf8(line) else {
+        return ControlReply::Refuse;
+    };
+    let Ok((command, nonce)) = auth::open_request(key, text) else {
+        return ControlReply::Refuse;
+    };
+    match control_answer(&command, log, exp) {
+        Some(json) => ControlReply::Answer(auth::answer_line(key, &command, &nonce, &json)),
+        None => ControlReply::Close,
+    }
+}
+
 /// Concurrent control-endpoint connections.
 const CONTROL_SESSIONS: usize = 64;
 
@@ -640,7 +714,7 @@ async fn accept_control(listener: TcpListener, shared: Arc<Shared>) {
         let Ok(permit) = shared.control_permits.clone().acquire_owned().await else {
             return;
         };
-        let Ok((mut stream, _)) = listener.accept().await else {
+        let Ok((mut stream, peer)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
@@ -651,15 +725,23 @@ async fn accept_control(listener: TcpListener, shared: Arc<Shared>) {
             let mut buf = Vec::new();
             let mut chunk = [0u8; 512];
             let mut served = 0;
-            while served < 64 {
+            while served < CONTROL_REQUESTS {
                 if let Some(nl) = buf.iter().position(|&b| b == b'\n') {
                     let line: Vec<u8> = buf.drain(..=nl).collect();
-                    let text = String::from_utf8_lossy(&line);
-                    let Some(mut answer) = control_answer(&text, &shared.log, &shared.expectation)
-                    else {
-                        break;
+                    let reply =
+                        control_reply(&line, &shared.control_key, &shared.log, &shared.expectation);
+                    let answer = match reply {
+                        ControlReply::Answer(a) => a,
+                        ControlReply::Close => break,
+                        ControlReply::Refuse => {
+                            // Debug, not warn: anyone who reaches the port can cause these.
+                            tracing::debug!(%peer, "control request not authenticated: refused");
+                            let refusal = format!("{}\n", auth::REFUSAL);
+                            let _ =
+                                timeout_at(deadline, stream.write_all(refusal.as_bytes())).await;
+                            break;
+                        }
                     };
-                    answer.push('\n');
                     if !matches!(
                         timeout_at(deadline, stream.write_all(answer.as_bytes())).await,
                         Ok(Ok(()))
@@ -669,7 +751,7 @@ async fn accept_control(listener: TcpListener, shared: Arc<Shared>) {
                     served += 1;
                     continue;
                 }
-                if buf.len() > 256 {
+                if buf.len() >= MAX_CONTROL_LINE {
                     break;
                 }
                 let read_end = (Instant::now() + shared.cfg.read_timeout).min(deadline);
@@ -724,6 +806,48 @@ mod tests {
         assert_eq!(
             control_answer("FIND a b", &log, &exp).as_deref(),
             Some(r#"{"error":"bad_request"}"#)
+        );
+    }
+
+    #[test]
+    fn only_authenticated_requests_are_answered() {
+        let log = CanaryLog::new(2, 64, None);
+        let exp = Expectation::new(&CannedReplies::default(), vec!["00".into()]);
+        let a: SocketAddr = "127.0.99.1:4000".parse().expect("sa");
+        log.open("127.0.0.1:25".parse().expect("sa"), a, false);
+        let key = ControlKey::from_bytes([5; auth::KEY_LEN]);
+        let other = ControlKey::from_bytes([6; auth::KEY_LEN]);
+        let nonce = [1u8; auth::NONCE_LEN];
+        let command = format!("LOG {a}");
+        let ControlReply::Answer(line) = control_reply(
+            auth::request_line(&key, &command, &nonce).as_bytes(),
+            &key,
+            &log,
+            &exp,
+        ) else {
+            panic!("an authenticated request is answered");
+        };
+        let json = auth::open_answer(&key, &command, &nonce, line.trim_end().as_bytes())
+            .expect("the answer verifies");
+        assert!(json.contains("127.0.99.1:4000"), "{json}");
+        // The old plain protocol, another key, a changed argument, bytes that are not UTF-8.
+        let forged = auth::request_line(&key, &command, &nonce).replace("4000", "4001");
+        for bad in [
+            format!("{command}\r\n").into_bytes(),
+            auth::request_line(&other, &command, &nonce).into_bytes(),
+            forged.into_bytes(),
+            b"LOG \xff\r\n".to_vec(),
+        ] {
+            assert_eq!(control_reply(&bad, &key, &log, &exp), ControlReply::Refuse);
+        }
+        assert_eq!(
+            control_reply(
+                auth::request_line(&key, "QUIT", &nonce).as_bytes(),
+                &key,
+                &log,
+                &exp
+            ),
+            ControlReply::Close
         );
     }
 

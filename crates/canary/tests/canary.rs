@@ -103,7 +103,7 @@ async fn direct_probe_from_loopback_is_clean_in_both_directions() {
         &dialer(None),
         target,
         c.expectation(),
-        c.control_addr(),
+        c.control_endpoint().as_ref(),
         &opts(),
     )
     .await;
@@ -135,7 +135,7 @@ async fn middlebox_tampering_is_reported_from_the_isp_range_only() {
         &dialer(Some("127.0.99.1")),
         mb,
         c.expectation(),
-        c.control_addr(),
+        c.control_endpoint().as_ref(),
         &opts(),
     )
     .await;
@@ -230,7 +230,7 @@ async fn middlebox_tampering_is_reported_from_the_isp_range_only() {
         &dialer(Some("127.0.0.1")),
         mb,
         c.expectation(),
-        c.control_addr(),
+        c.control_endpoint().as_ref(),
         &opts(),
     )
     .await;
@@ -258,7 +258,7 @@ async fn a_closed_port_is_blocked_not_tampered_nor_no_starttls() {
         &dialer(None),
         target,
         c.expectation(),
-        c.control_addr(),
+        c.control_endpoint().as_ref(),
         &opts(),
     )
     .await;
@@ -318,7 +318,7 @@ async fn implicit_tls_listener_is_clean() {
         &dialer(None),
         c.smtp_addr().expect("smtp"),
         c.expectation(),
-        c.control_addr(),
+        c.control_endpoint().as_ref(),
         &o,
     )
     .await;
@@ -330,7 +330,7 @@ async fn implicit_tls_listener_is_clean() {
         &dialer(None),
         c.smtp_addr().expect("smtp"),
         c.expectation(),
-        c.control_addr(),
+        c.control_endpoint().as_ref(),
         &ProbeOptions {
             timeout: Duration::from_millis(500),
             ..opts()

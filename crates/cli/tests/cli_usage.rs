@@ -93,6 +93,56 @@ fn unreadable_ca_and_blocklist_files() {
 }
 
 #[test]
+fn canary_probes_need_a_readable_control_key_before_anything_is_sent() {
+    // Port 9 on loopback: nothing is sent, since the key is checked first.
+    for action in ["probe", "check"] {
+        assert_usage_error(
+            &["canary", action, "127.0.0.1:9", "--expect", "127.0.0.1:9"],
+            "--control-key FILE is required",
+        );
+        assert_usage_error(
+            &[
+                "canary",
+                action,
+                "127.0.0.1:9",
+                "--expect",
+                "127.0.0.1:9",
+                "--control-key",
+                "/nonexistent/canary.key",
+            ],
+            "/nonexistent/canary.key",
+        );
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let bad = dir.path().join("bad.key");
+    std::fs::write(&bad, "not a key\n").expect("write");
+    let bad = bad.to_str().expect("utf-8 path");
+    assert_usage_error(
+        &[
+            "canary",
+            "probe",
+            "127.0.0.1:9",
+            "--expect",
+            "127.0.0.1:9",
+            "--control-key",
+            bad,
+        ],
+        "64 hex characters",
+    );
+    assert_usage_error(
+        &[
+            "scan",
+            "--lab",
+            "--self-check",
+            "127.0.0.1:9",
+            "--self-check-expect",
+            "127.0.0.1:9",
+        ],
+        "--self-check-key FILE is required",
+    );
+}
+
+#[test]
 fn help_and_version_succeed() {
     let out = mxray(&["--help"]);
     assert_eq!(out.status.code(), Some(0));

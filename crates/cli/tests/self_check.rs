@@ -26,10 +26,14 @@ impl Drop for Canary {
 #[test]
 fn open_vantage_is_recorded_and_blocked_vantage_does_not_scan() {
     let (smtp, control) = (free_port(), free_port());
+    let dir = tempfile::tempdir().expect("tmp");
+    let key = dir.path().join("canary.key");
     let canary = Canary(
         Command::new(env!("CARGO_BIN_EXE_mxray"))
             .args(["canary", "serve", "--listen", &format!("127.0.0.1:{smtp}")])
             .args(["--control", &format!("127.0.0.1:{control}")])
+            .arg("--control-key")
+            .arg(&key)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -40,12 +44,13 @@ fn open_vantage_is_recorded_and_blocked_vantage_does_not_scan() {
         assert!(Instant::now() < deadline, "canary did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let dir = tempfile::tempdir().expect("tmp");
     let scan = |target: u16, out: &str| {
         Command::new(env!("CARGO_BIN_EXE_mxray"))
             .args(["scan", "--lab", "--quiet", "--timeout", "2", "--jsonl", "-"])
             .args(["--self-check", &format!("127.0.0.1:{target}")])
             .args(["--self-check-expect", &format!("127.0.0.1:{control}")])
+            .arg("--self-check-key")
+            .arg(&key)
             .arg("--out")
             .arg(dir.path().join(out))
             .output()

@@ -17,7 +17,7 @@
 //! - a path-tampering canary (`mxray-canary`'s [`mxray_canary::CanaryServer`], embedded) behind
 //!   a second instance of that middlebox: [`Lab::canary_smtp`] is the address to probe,
 //!   [`Lab::canary_control`] the canary's control endpoint (reached directly, not through the
-//!   middlebox). `mxray canary probe` reports it `tampered` from 127.0.99.1 and `clean` from
+//!   middlebox; authenticated with [`Lab::canary_control_key`]). `mxray canary probe` reports it `tampered` from 127.0.99.1 and `clean` from
 //!   127.0.0.1;
 //! - one domain per case with the posture a correct scan must report ([`Lab::expected`],
 //!   [`Lab::list_table`]), plus `N` synthetic domains from a seed.
@@ -220,7 +220,8 @@ async fn bind_dns(ip: Ipv4Addr, choice: PortChoice) -> Result<dns_bound::Bound, 
 }
 
 /// The embedded canary: default replies, a fresh self-signed certificate for [`CANARY_NAME`],
-/// SMTP and control on ephemeral ports of [`CANARY_BACKEND_IP`], no log file.
+/// SMTP and control on ephemeral ports of [`CANARY_BACKEND_IP`], a fresh control key, no log
+/// file.
 async fn start_canary() -> Result<mxray_canary::CanaryHandle, LabError> {
     use mxray_canary::{CanaryConfig, CanaryServer, Identity, ListenSpec};
     let identity = Identity::generate(&[CANARY_NAME.to_owned()])
@@ -494,6 +495,20 @@ impl Lab {
     /// not through the middlebox: `mxray canary probe ... --expect <this>`.
     pub fn canary_control(&self) -> SocketAddr {
         self.canary_control
+    }
+
+    /// The embedded canary's control key (a fresh random one per lab): probes need it to ask
+    /// the control endpoint, and to verify an expectation file.
+    pub fn canary_control_key(&self) -> &mxray_canary::ControlKey {
+        self.canary.control_key()
+    }
+
+    /// [`Lab::canary_control`] with its key, for [`mxray_canary::probe`].
+    pub fn canary_control_endpoint(&self) -> mxray_canary::ControlEndpoint {
+        mxray_canary::ControlEndpoint {
+            addr: self.canary_control,
+            key: self.canary.control_key().clone(),
+        }
     }
 
     /// What a probe of [`Lab::canary_smtp`] must see on an untampered path.

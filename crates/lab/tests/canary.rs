@@ -55,7 +55,7 @@ async fn the_lab_canary_is_tampered_from_the_isp_range_and_clean_from_elsewhere(
 
     // The expectation as a remote vantage gets it: from the control endpoint.
     let isp = dialer(Some(IpAddr::V4(ISP_SOURCE)));
-    let exp = fetch_expectation(&isp, lab.canary_control(), T)
+    let exp = fetch_expectation(&isp, &lab.canary_control_endpoint(), T)
         .await
         .expect("expectation");
     assert_eq!(&exp, lab.canary_expectation());
@@ -65,7 +65,7 @@ async fn the_lab_canary_is_tampered_from_the_isp_range_and_clean_from_elsewhere(
         &isp,
         lab.canary_smtp(),
         &exp,
-        Some(lab.canary_control()),
+        Some(&lab.canary_control_endpoint()),
         &opts("isp"),
     )
     .await;
@@ -124,7 +124,7 @@ async fn the_lab_canary_is_tampered_from_the_isp_range_and_clean_from_elsewhere(
         &clean,
         lab.canary_smtp(),
         &exp,
-        Some(lab.canary_control()),
+        Some(&lab.canary_control_endpoint()),
         &opts("clean"),
     )
     .await;
@@ -160,7 +160,7 @@ async fn a_closed_canary_port_is_blocked_not_stripped() {
         &isp,
         closed,
         lab.canary_expectation(),
-        Some(lab.canary_control()),
+        Some(&lab.canary_control_endpoint()),
         &opts("isp"),
     )
     .await;

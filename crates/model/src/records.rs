@@ -420,7 +420,9 @@ pub struct CanaryResultRecord {
     pub detail: String,
     /// The streams with proof of rewriting, in stream order: `server_plain` (canary to probe
     /// before TLS), `server_tls`, `client_plain` (probe to canary before TLS, from the
-    /// canary's log), `client_tls`, `certificate`, `tls_handshake`.
+    /// canary's log), `client_tls`, `certificate`, `tls_handshake`, `control` (an answer of
+    /// the canary's control endpoint failed authentication: the path to it rewrote, replayed or
+    /// made it up).
     pub tampered_streams: Vec<String>,
     /// The stream of the first byte divergence (a tampered one first, else a truncated one).
     pub divergence_stream: Option<String>,
@@ -437,7 +439,8 @@ pub struct CanaryResultRecord {
     /// The bytes seen over the same window, escaped the same way.
     pub actual_excerpt: Option<String>,
     /// Whether the client direction was compared with the canary's log: `compared`,
-    /// `not_found`, `unavailable` or `not_asked`.
+    /// `not_found`, `unavailable`, `forged` (the control answer failed authentication; the
+    /// verdict is `tampered`, stream `control`) or `not_asked`.
     pub canary_log: String,
     /// The client address and port the canary saw for this connection, when its log was
     /// fetched; it differs from `local_ip`/`local_port` behind NAT or a proxy.

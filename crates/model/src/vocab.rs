@@ -543,8 +543,10 @@ vocabulary! {
     pub enum CanaryVerdict {
         /// Every byte in both directions and the certificate were exactly the canary's.
         Clean => "clean",
-        /// Some byte differed or was added, a different certificate was shown, or the TLS
-        /// handshake failed after the canary's `220`: the path rewrote the session.
+        /// Some byte differed or was added, a different certificate was shown, the TLS
+        /// handshake failed after the canary's `220`, or an answer of the canary's control
+        /// endpoint failed authentication: the path rewrote the session (or its control
+        /// channel).
         Tampered => "tampered",
         /// No SMTP session at all (connect refused, timed out or unreachable, or accepted and
         /// then silent): outbound SMTP is filtered. Never read this as "no STARTTLS".

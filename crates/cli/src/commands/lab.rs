@@ -139,6 +139,12 @@ pub(crate) async fn run(_settings: &Settings, args: &LabArgs) -> anyhow::Result<
     let ca = dir.join("lab-ca.pem");
     std::fs::write(&anchor, lab.trust_anchor_text()).context("writing the trust anchor")?;
     std::fs::write(&ca, lab.ca_pem()).context("writing the CA certificate")?;
+    // The canary's key is fresh per lab run: a file left by an earlier run here goes first.
+    let canary_key = dir.join("canary-control.key");
+    let _ = std::fs::remove_file(&canary_key);
+    lab.canary_control_key()
+        .write_new(&canary_key)
+        .context("writing the lab canary's control key")?;
     let endpoints = LabEndpoints::of(&lab, args.lab_domains);
     std::fs::write(dir.join("domains.txt"), endpoints.domains.join("\n") + "\n")
         .context("writing the domain list")?;
@@ -173,9 +179,10 @@ pub(crate) async fn run(_settings: &Settings, args: &LabArgs) -> anyhow::Result<
         );
     }
     println!(
-        "     mxray --allow-private --vantage isp --source-ip 127.0.99.1 canary probe {} --expect {}",
+        "     mxray --allow-private --vantage isp --source-ip 127.0.99.1 canary probe {} --expect {} --control-key {}",
         lab.canary_smtp(),
-        lab.canary_control()
+        lab.canary_control(),
+        canary_key.display()
     );
     println!("       (tampered: the middlebox masks STARTTLS for 127.0.99.0/24; without --source-ip: clean)");
     println!("serving; Ctrl-C stops");

@@ -52,12 +52,21 @@ pub(crate) struct ScanArgs {
     /// --self-check).
     #[arg(long, value_name = "CONTROL|FILE", requires = "self_check")]
     pub self_check_expect: Option<String>,
+    /// The canary's control key file (what `mxray canary serve` wrote; required with
+    /// --self-check): authenticates its control answers and expectation file.
+    #[arg(long, value_name = "FILE", requires = "self_check")]
+    pub self_check_key: Option<PathBuf>,
     /// Scan even when the self-check finds port 25 blocked or intercepted.
     #[arg(long)]
     pub ignore_self_check: bool,
 }
 
 pub(crate) async fn run(settings: &Settings, args: &ScanArgs) -> anyhow::Result<ExitCode> {
+    // The self-check's key is read before anything starts: a missing or unreadable key is a
+    // usage error, not a scan that fails later.
+    if args.self_check.is_some() {
+        super::canary::probe_key(args.self_check_key.as_deref(), "--self-check-key")?;
+    }
     let mut settings = settings.clone();
     let scan_id = uuid::Uuid::now_v7();
     let started_at = UtcTime::now();
@@ -256,8 +265,13 @@ async fn vantage_self_check(
         .self_check_expect
         .as_deref()
         .ok_or_else(|| UsageError("--self-check needs --self-check-expect CONTROL|FILE".into()))?;
-    let (exp, _) = super::canary::load_expectation(settings, dialer, expect, None).await?;
-    let check = mxray_canary::self_check(target, &exp, dialer, settings.timeout).await;
+    let key = super::canary::probe_key(args.self_check_key.as_deref(), "--self-check-key")?;
+    let check = match super::canary::load_expectation(settings, dialer, expect, None, key).await? {
+        super::canary::Loaded::Expectation(exp, _) => {
+            mxray_canary::self_check(target, &exp, dialer, settings.timeout).await
+        }
+        super::canary::Loaded::Forged(why) => super::canary::control_forged_check(&why),
+    };
     let rdns = match check.source_ip {
         Some(ip) => reverse_dns(dns, ip).await,
         None => None,
