@@ -13,13 +13,13 @@ use serde::Serialize;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
-use crate::transport::{Failure, Transport};
+use crate::transport::{DnsStats, Failure, Transport};
 use crate::validate::{build_validator, decode_failure, validated_lookup, Validator};
 use crate::wire::{
     ad_status, better_outcome, display_name, ede_of, follow, join_txt, outcome_of, parse_name,
     status_of_proof, validated_status, weaker, QueryFlags, MAX_CNAME_HOPS,
 };
-use crate::{DnsConfig, DnsError, DnssecMode, TrustAnchorSet};
+use crate::{DnsConfig, DnsError, DnssecMode, TrustAnchorSet, MAX_MX_HOSTS};
 
 /// One lookup of `name`/`qtype`, CNAMEs followed (across replies, bounded).
 #[derive(Debug, Clone, Serialize)]
@@ -171,6 +171,18 @@ pub struct DomainDns {
     pub errors: Vec<String>,
 }
 
+impl DomainDns {
+    /// The MX hosts to resolve and probe: the first [`MAX_MX_HOSTS`] of `mx_hosts` (in
+    /// preference order) when the domain has MX or implicit MX, else none.
+    pub fn hosts_to_follow(&self) -> &[String] {
+        if matches!(self.mx_kind, MxKind::Mx | MxKind::Implicit) {
+            self.mx_hosts.get(..MAX_MX_HOSTS).unwrap_or(&self.mx_hosts)
+        } else {
+            &[]
+        }
+    }
+}
+
 /// Everything about one MX host, resolved once per scan.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HostDns {
@@ -303,6 +315,12 @@ impl DnsCollector {
     /// The configuration in force.
     pub fn config(&self) -> &DnsConfig {
         &self.inner.cfg
+    }
+
+    /// The transport's counters so far: queries, stray datagrams ignored, attempt timeouts,
+    /// TCP retries, overload back-offs and the current in-flight limit per resolver.
+    pub fn stats(&self) -> DnsStats {
+        self.inner.transport.stats()
     }
 
     /// Problems met while setting up trust anchors (`validate` mode; empty before first use).

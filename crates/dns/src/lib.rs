@@ -18,8 +18,9 @@
 //! crates do).
 //!
 //! Layout: [`wire`] is the pure part (query building, reply checks, CNAME following, status
-//! rules), `transport` the thin UDP/TCP edge (rate limit per resolver, in-flight bound,
-//! timeout, retries on timeout only, TCP on truncation), `validate` adapts hickory's
+//! rules), `transport` the thin UDP/TCP edge (rate limit per resolver, an AIMD limit on
+//! queries in flight per resolver (`aimd`), timeout, stray datagrams ignored, retries on
+//! timeout only, TCP on truncation or an oversized UDP reply), `validate` adapts hickory's
 //! `DnssecDnsHandle`, and [`DnsCollector`] ties them together with a bounded host cache.
 //!
 //! ```no_run
@@ -35,6 +36,7 @@
 //! # Ok(()) }
 //! ```
 
+mod aimd;
 mod collector;
 mod config;
 mod transport;
@@ -45,6 +47,12 @@ pub use collector::{
     AddressLookup, DnsCollector, DomainDns, HostDns, MxEntry, RrsetLookup, TxtLookup,
 };
 pub use config::{DnsConfig, DnssecMode, TrustAnchorSet};
+pub use transport::DnsStats;
+
+/// At most this many MX hosts per domain are resolved and probed, by `mxray scan` and
+/// `mxray dns` alike: a hostile zone can list thousands (a 64 KB MX RRset holds over 3,000),
+/// and real domains list a handful. Use [`DomainDns::hosts_to_follow`].
+pub const MAX_MX_HOSTS: usize = 16;
 
 /// Failures of mxray itself (bad configuration). DNS failures are data in the records.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -1,26 +1,37 @@
-//! The thin I/O edge: one query over UDP (TCP when truncated) to one of the configured
-//! resolvers, under a rate limit, an in-flight bound, a timeout on every await, and bounded
-//! retries on timeout only.
+//! The thin I/O edge: one query over UDP (TCP when truncated, or when the UDP answer was
+//! larger than the EDNS size advertised) to one of the configured resolvers, under a rate
+//! limit, an AIMD limit on queries in flight per resolver, a global in-flight bound, a timeout
+//! on every await, and bounded retries on timeout only.
+//!
+//! Stray datagrams (anything on the query's socket that is not the reply: another ID, another
+//! question, not a response, undecodable) are counted and ignored; the attempt waits for the
+//! real reply until its deadline, and an attempt that got nothing usable is retried as a
+//! timeout. The socket is connected, so the kernel drops datagrams from any other source
+//! address or port before they reach us.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use hickory_proto::op::Message;
+use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 use mxray_model::DnsOutcome;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::{timeout, timeout_at, Instant};
 
-use crate::wire::{build_query, parse_reply, QueryFlags, ReplyError};
+use crate::aimd::{Aimd, Signal};
+use crate::wire::{build_query, ede_of, parse_reply, Datagram, QueryFlags, ReplyError};
 use crate::DnsConfig;
 
-/// Foreign or garbled datagrams tolerated while waiting for the real reply.
-const MAX_STRAY_DATAGRAMS: u32 = 32;
+/// Stray datagrams read in one attempt before it is given up (as a timeout). A flood of
+/// strays is someone on the path or a broken server; past this many the attempt stops
+/// spending CPU on them. Well above what a late answer or two on a reused port gives.
+pub(crate) const MAX_STRAYS_PER_ATTEMPT: u32 = 256;
 
 /// A transport-level failure: no usable reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,15 +51,144 @@ pub(crate) struct Exchange {
     pub(crate) attempts: u32,
 }
 
+/// Counters of the transport, for the progress line and the benchmarks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DnsStats {
+    /// Queries sent over UDP (every attempt, including the validator's and CD re-queries).
+    pub queries: u64,
+    /// Datagrams ignored because they were not the reply (see `docs/dns.md`).
+    pub stray_datagrams: u64,
+    /// Attempts that ended without a usable reply (timeouts, including those full of strays).
+    pub attempt_timeouts: u64,
+    /// Queries asked again over TCP because the UDP reply had TC set.
+    pub tcp_after_truncation: u64,
+    /// Queries asked again over TCP because the UDP reply exceeded the advertised EDNS size.
+    pub tcp_after_oversize: u64,
+    /// Overload back-offs (multiplicative decreases), over all resolvers.
+    pub overload_backoffs: u64,
+    /// The current AIMD limit on queries in flight, per resolver (config order).
+    pub in_flight_limits: Vec<(SocketAddr, usize)>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    queries: AtomicU64,
+    strays: AtomicU64,
+    attempt_timeouts: AtomicU64,
+    tcp_after_truncation: AtomicU64,
+    tcp_after_oversize: AtomicU64,
+}
+
+/// A semaphore whose size follows an [`Aimd`] controller. Shrinking forgets idle permits
+/// and, for permits in use, takes them back as they are released (`debt`).
+#[derive(Debug)]
+struct Gate {
+    sem: Semaphore,
+    state: Mutex<GateState>,
+}
+
+#[derive(Debug)]
+struct GateState {
+    aimd: Aimd,
+    debt: usize,
+}
+
+/// One query's place under a resolver's limit; released on drop.
+struct GatePermit<'a> {
+    gate: &'a Gate,
+    permit: Option<SemaphorePermit<'a>>,
+    generation: u64,
+}
+
+impl Gate {
+    fn new(ceiling: usize) -> Gate {
+        let aimd = Aimd::new(ceiling);
+        Gate {
+            sem: Semaphore::new(aimd.limit()),
+            state: Mutex::new(GateState { aimd, debt: 0 }),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn permit<'a>(&'a self, permit: SemaphorePermit<'a>) -> GatePermit<'a> {
+        GatePermit {
+            gate: self,
+            permit: Some(permit),
+            generation: self.state().aimd.generation(),
+        }
+    }
+
+    fn try_acquire(&self) -> Option<GatePermit<'_>> {
+        self.sem.try_acquire().ok().map(|p| self.permit(p))
+    }
+
+    async fn acquire(&self) -> Option<GatePermit<'_>> {
+        // The semaphore is never closed; `None` only if it were.
+        self.sem.acquire().await.ok().map(|p| self.permit(p))
+    }
+
+    fn record(&self, generation: u64, signal: Signal) {
+        let mut st = self.state();
+        let old = st.aimd.limit();
+        let new = st.aimd.record(generation, signal);
+        if new > old {
+            for _ in old..new {
+                if st.debt > 0 {
+                    st.debt -= 1;
+                } else {
+                    self.sem.add_permits(1);
+                }
+            }
+        } else if new < old {
+            let cut = old - new;
+            let forgotten = self.sem.forget_permits(cut);
+            st.debt += cut - forgotten;
+        }
+    }
+
+    fn limit(&self) -> usize {
+        self.state().aimd.limit()
+    }
+
+    fn decreases(&self) -> u64 {
+        self.state().aimd.decreases()
+    }
+}
+
+impl GatePermit<'_> {
+    /// Reports what the attempt said about the resolver's load.
+    fn finish(self, signal: Signal) {
+        self.gate.record(self.generation, signal);
+    }
+}
+
+impl Drop for GatePermit<'_> {
+    fn drop(&mut self) {
+        if let Some(p) = self.permit.take() {
+            let mut st = self.gate.state();
+            if st.debt > 0 {
+                st.debt -= 1;
+                p.forget();
+            }
+        }
+    }
+}
+
 struct Upstream {
     addr: SocketAddr,
     limiter: Option<DefaultDirectRateLimiter>,
+    gate: Gate,
 }
 
 impl std::fmt::Debug for Upstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Upstream")
             .field("addr", &self.addr)
+            .field("gate", &self.gate)
             .finish()
     }
 }
@@ -65,18 +205,43 @@ pub(crate) struct Transport {
     edns_payload: u16,
     source_ip: Option<IpAddr>,
     dialer: Option<mxray_net::Dialer>,
+    counters: Counters,
 }
 
 enum Attempt {
     Reply(Message),
+    /// Nothing usable by the deadline (or too many strays).
     Timeout,
+    /// Only undecodable replies with our ID by the deadline.
+    Garbled(String),
     Fail(Failure),
+    /// TC=1 over UDP.
     Truncated,
+    /// Longer than the advertised EDNS size, without TC.
+    Oversized,
+}
+
+/// What an attempt's outcome says about the resolver's load.
+fn signal_of(a: &Attempt) -> Signal {
+    match a {
+        Attempt::Timeout => Signal::Overload,
+        Attempt::Reply(m)
+            if m.metadata.response_code == ResponseCode::ServFail
+                && !ede_of(m).iter().any(|e| e.is_bogus()) =>
+        {
+            Signal::Overload
+        }
+        Attempt::Reply(_) => Signal::Success,
+        Attempt::Garbled(_) | Attempt::Fail(_) | Attempt::Truncated | Attempt::Oversized => {
+            Signal::Neutral
+        }
+    }
 }
 
 impl Transport {
     /// Builds the transport; the config was validated by the caller.
     pub(crate) fn new(cfg: &DnsConfig) -> Self {
+        let ceiling = cfg.max_in_flight.max(1);
         let upstreams = cfg
             .resolvers
             .iter()
@@ -84,19 +249,56 @@ impl Transport {
                 addr: *addr,
                 limiter: NonZeroU32::new(cfg.qps_per_resolver)
                     .map(|q| RateLimiter::direct(Quota::per_second(q))),
+                gate: Gate::new(ceiling),
             })
             .collect();
         Transport {
             upstreams,
             next: AtomicUsize::new(0),
-            in_flight: Semaphore::new(cfg.max_in_flight.max(1)),
+            in_flight: Semaphore::new(ceiling),
             timeout: cfg.timeout,
             attempts: cfg.attempts.max(1),
             backoff: cfg.backoff,
             edns_payload: cfg.edns_payload,
             source_ip: cfg.source_ip,
             dialer: cfg.dialer.clone(),
+            counters: Counters::default(),
         }
+    }
+
+    /// The counters so far.
+    pub(crate) fn stats(&self) -> DnsStats {
+        let c = &self.counters;
+        DnsStats {
+            queries: c.queries.load(Ordering::Relaxed),
+            stray_datagrams: c.strays.load(Ordering::Relaxed),
+            attempt_timeouts: c.attempt_timeouts.load(Ordering::Relaxed),
+            tcp_after_truncation: c.tcp_after_truncation.load(Ordering::Relaxed),
+            tcp_after_oversize: c.tcp_after_oversize.load(Ordering::Relaxed),
+            overload_backoffs: self.upstreams.iter().map(|u| u.gate.decreases()).sum(),
+            in_flight_limits: self
+                .upstreams
+                .iter()
+                .map(|u| (u.addr, u.gate.limit()))
+                .collect(),
+        }
+    }
+
+    /// The next resolver in round-robin order, with a permit under its limit: the first one
+    /// from there that has room, else wait for that one. A resolver that backed off (or is
+    /// down) thus does not hold up queries another resolver can take.
+    async fn pick(&self) -> Option<(&Upstream, GatePermit<'_>)> {
+        let n = self.upstreams.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed) % n.max(1);
+        for k in 0..n {
+            let up = self.upstreams.get((start + k) % n)?;
+            if let Some(p) = up.gate.try_acquire() {
+                return Some((up, p));
+            }
+        }
+        let up = self.upstreams.get(start)?;
+        let p = up.gate.acquire().await?;
+        Some((up, p))
     }
 
     /// Sends one query, retrying on timeout (on the next resolver, after a backoff).
@@ -111,10 +313,10 @@ impl Transport {
             ..flags
         };
         let mut attempts = 0;
+        let mut strays = 0u32;
         loop {
             attempts += 1;
-            let idx = self.next.fetch_add(1, Ordering::Relaxed) % self.upstreams.len().max(1);
-            let Some(up) = self.upstreams.get(idx) else {
+            let Some((up, gate_permit)) = self.pick().await else {
                 return Exchange {
                     result: Err(Failure {
                         class: DnsOutcome::Other,
@@ -128,23 +330,36 @@ impl Transport {
             }
             let outcome = {
                 let _permit = self.in_flight.acquire().await;
-                self.once(up.addr, name, qtype, flags).await
+                self.once(up.addr, name, qtype, flags, &mut strays).await
+            };
+            gate_permit.finish(signal_of(&outcome));
+            let strays_note = if strays > 0 {
+                format!(" ({strays} stray datagrams ignored)")
+            } else {
+                String::new()
             };
             let result = match outcome {
                 Attempt::Reply(m) => Ok(m),
                 Attempt::Fail(f) => Err(f),
-                Attempt::Truncated => Err(Failure {
+                Attempt::Truncated | Attempt::Oversized => Err(Failure {
                     class: DnsOutcome::Truncated,
                     detail: "truncated".into(),
                 }),
-                Attempt::Timeout if attempts < self.attempts => {
+                Attempt::Timeout | Attempt::Garbled(_) if attempts < self.attempts => {
                     let exp = attempts.saturating_sub(1).min(6);
                     tokio::time::sleep(self.backoff * (1u32 << exp)).await;
                     continue;
                 }
                 Attempt::Timeout => Err(Failure {
                     class: DnsOutcome::Timeout,
-                    detail: format!("no reply after {attempts} attempts"),
+                    detail: format!("no reply after {attempts} attempts{strays_note}"),
+                }),
+                // The last attempt's garbled reply is what the resolver said: `malformed`.
+                Attempt::Garbled(d) => Err(Failure {
+                    class: DnsOutcome::Malformed,
+                    detail: format!(
+                        "undecodable reply after {attempts} attempts: {d}{strays_note}"
+                    ),
                 }),
             };
             return Exchange { result, attempts };
@@ -157,6 +372,7 @@ impl Transport {
         name: &Name,
         qtype: RecordType,
         flags: QueryFlags,
+        strays: &mut u32,
     ) -> Attempt {
         let id: u16 = rand_id();
         let query = match build_query(id, name, qtype, flags) {
@@ -168,20 +384,31 @@ impl Transport {
                 })
             }
         };
-        match self.udp(server, &query, id, name, qtype).await {
-            Attempt::Truncated => match self.tcp(server, &query, id, name, qtype).await {
-                Attempt::Reply(m) => Attempt::Reply(m),
-                Attempt::Fail(f) => Attempt::Fail(Failure {
-                    class: DnsOutcome::Truncated,
-                    detail: format!("TCP retry: {}", f.detail),
-                }),
-                Attempt::Timeout => Attempt::Fail(Failure {
-                    class: DnsOutcome::Truncated,
-                    detail: "TCP retry timed out".into(),
-                }),
-                Attempt::Truncated => Attempt::Truncated,
-            },
-            other => other,
+        let why = match self.udp(server, &query, id, name, qtype, strays).await {
+            Attempt::Truncated => {
+                self.counters
+                    .tcp_after_truncation
+                    .fetch_add(1, Ordering::Relaxed);
+                "TCP retry"
+            }
+            Attempt::Oversized => {
+                self.counters
+                    .tcp_after_oversize
+                    .fetch_add(1, Ordering::Relaxed);
+                "TCP retry after a UDP reply over the advertised EDNS size"
+            }
+            other => return other,
+        };
+        match self.tcp(server, &query, id, name, qtype).await {
+            Attempt::Reply(m) => Attempt::Reply(m),
+            Attempt::Fail(f) => Attempt::Fail(Failure {
+                class: DnsOutcome::Truncated,
+                detail: format!("{why}: {}", f.detail),
+            }),
+            _ => Attempt::Fail(Failure {
+                class: DnsOutcome::Truncated,
+                detail: format!("{why} timed out"),
+            }),
         }
     }
 
@@ -192,6 +419,7 @@ impl Transport {
         id: u16,
         name: &Name,
         qtype: RecordType,
+        strays: &mut u32,
     ) -> Attempt {
         let local = match (self.source_ip, server) {
             (Some(ip), _) => SocketAddr::new(ip, 0),
@@ -208,30 +436,26 @@ impl Transport {
             Ok(s) => s,
             Err(e) => return io_fail("bind", e),
         };
-        // connect(): the kernel then drops datagrams from any other source.
+        // connect(): the kernel then drops datagrams from any other source address or port.
         if let Err(e) = sock.connect(server).await {
             return io_fail("connect", e);
         }
         let deadline = Instant::now() + self.timeout;
+        self.counters.queries.fetch_add(1, Ordering::Relaxed);
         match timeout_at(deadline, sock.send(query)).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return io_fail("send", e),
-            Err(_) => return Attempt::Timeout,
+            Err(_) => return self.timed_out(),
         }
-        // Room for the advertised payload and then some; a longer datagram is cut by the kernel
-        // and then fails to parse (a peer that ignores our EDNS size is misbehaving anyway).
-        let mut buf = vec![0u8; usize::from(self.edns_payload.max(512)) + 2048];
-        let mut strays = 0u32;
-        let mut last_stray = String::new();
+        // One byte more than the size we advertised (build_query never advertises less than
+        // 512): a datagram that fills the buffer is longer than allowed, and was cut.
+        let advertised = usize::from(self.edns_payload.max(512));
+        let mut buf = vec![0u8; advertised + 1];
+        let mut this_attempt = 0u32;
+        let mut garbled: Option<String> = None;
         loop {
-            match timeout_at(deadline, sock.recv(&mut buf)).await {
-                Err(_) if strays > 0 => {
-                    return Attempt::Fail(Failure {
-                        class: DnsOutcome::Malformed,
-                        detail: format!("{strays} unusable replies: {last_stray}"),
-                    })
-                }
-                Err(_) => return Attempt::Timeout,
+            let n = match timeout_at(deadline, sock.recv(&mut buf)).await {
+                Err(_) => break,
                 Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                     return Attempt::Fail(Failure {
                         class: DnsOutcome::Other,
@@ -239,22 +463,39 @@ impl Transport {
                     })
                 }
                 Ok(Err(e)) => return io_fail("recv", e),
-                Ok(Ok(n)) => match parse_reply(&buf[..n], id, name, qtype) {
-                    Ok(m) if m.metadata.truncation => return Attempt::Truncated,
-                    Ok(m) => return Attempt::Reply(m),
-                    Err(ReplyError::Garbage(d)) | Err(ReplyError::Foreign(d)) => {
-                        strays += 1;
-                        last_stray = d;
-                        if strays >= MAX_STRAY_DATAGRAMS {
-                            return Attempt::Fail(Failure {
-                                class: DnsOutcome::Malformed,
-                                detail: format!("{strays} unusable replies: {last_stray}"),
-                            });
-                        }
-                    }
-                },
+                Ok(Ok(n)) => n,
+            };
+            let received = buf.get(..n).unwrap_or(&buf);
+            match Datagram::classify(received, advertised, id, name, qtype) {
+                Datagram::Reply(m) if m.metadata.truncation => return Attempt::Truncated,
+                Datagram::Reply(m) => return Attempt::Reply(m),
+                Datagram::Oversized => return Attempt::Oversized,
+                Datagram::Garbled(d) => {
+                    tracing::debug!(%server, %name, "garbled reply ignored: {d}");
+                    garbled = Some(d);
+                }
+                Datagram::Stray(d) => {
+                    tracing::debug!(%server, %name, "stray datagram ignored: {d}");
+                }
+            }
+            *strays += 1;
+            this_attempt += 1;
+            self.counters.strays.fetch_add(1, Ordering::Relaxed);
+            if this_attempt >= MAX_STRAYS_PER_ATTEMPT {
+                break;
             }
         }
+        match garbled {
+            Some(d) => Attempt::Garbled(d),
+            None => self.timed_out(),
+        }
+    }
+
+    fn timed_out(&self) -> Attempt {
+        self.counters
+            .attempt_timeouts
+            .fetch_add(1, Ordering::Relaxed);
+        Attempt::Timeout
     }
 
     async fn tcp(

@@ -2,9 +2,10 @@
 //! DNS Errors, CNAME chains and DNSSEC proofs. No I/O.
 
 use hickory_proto::dnssec::Proof;
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::op::{Edns, Header, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::opt::EdnsOption;
-use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use mxray_model::{DnsOutcome, DnssecStatus};
 
 /// Longest CNAME chain followed (across responses) before giving up as `malformed`.
@@ -50,7 +51,7 @@ pub enum ReplyError {
 }
 
 /// Decodes a reply and checks that it answers our query: a response, same ID, same single
-/// question (name compared case-insensitively, type and class equal).
+/// question (name compared case-insensitively, type equal, class IN).
 pub fn parse_reply(
     buf: &[u8],
     id: u16,
@@ -73,10 +74,74 @@ pub fn parse_reply(
         return Err(ReplyError::Foreign("opcode".into()));
     }
     match msg.queries.as_slice() {
-        [q] if q.query_type == qtype && q.name.eq_ignore_root(name) => Ok(msg),
+        [q] if question_matches(q, name, qtype) => Ok(msg),
         // Some servers omit the question on errors (FORMERR, NOTIMP, REFUSED): accept those.
         [] if msg.metadata.response_code != ResponseCode::NoError => Ok(msg),
         _ => Err(ReplyError::Foreign("question differs".into())),
+    }
+}
+
+fn question_matches(q: &Query, name: &Name, qtype: RecordType) -> bool {
+    q.query_type == qtype && q.query_class == DNSClass::IN && q.name.eq_ignore_root(name)
+}
+
+/// What one UDP datagram received on a query's socket is, for that query.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Datagram {
+    /// The reply to the query (it may still have TC set).
+    Reply(Message),
+    /// Our ID and question, but longer than the EDNS payload size we advertised: the receive
+    /// buffer (one byte longer than that size) cut it, so it cannot be read whole. The server
+    /// ignored our size without setting TC; the answer is asked for again over TCP.
+    Oversized,
+    /// A response with our ID that does not decode (a corrupted or hostile reply). Ignored
+    /// while waiting; it decides the attempt's class only if nothing else arrives.
+    Garbled(String),
+    /// Not for this query: too short, another ID, not a response, another opcode or question.
+    Stray(String),
+}
+
+impl Datagram {
+    /// Classifies `buf` (the bytes received) for the query `id`/`name`/`qtype` that
+    /// advertised an EDNS payload size of `advertised` bytes.
+    pub fn classify(
+        buf: &[u8],
+        advertised: usize,
+        id: u16,
+        name: &Name,
+        qtype: RecordType,
+    ) -> Datagram {
+        if buf.len() < 12 {
+            return Datagram::Stray(format!("{} bytes", buf.len()));
+        }
+        let wire_id = u16::from_be_bytes([buf[0], buf[1]]);
+        if wire_id != id {
+            return Datagram::Stray(format!("id {wire_id} != {id}"));
+        }
+        if buf[2] & 0x80 == 0 {
+            return Datagram::Stray("not a response".into());
+        }
+        if buf.len() > advertised {
+            // Only the header and the question can be trusted to be complete (the question
+            // sits in the first 12 + 4 + 255 bytes; `advertised` is at least 512).
+            let mut dec = BinDecoder::new(buf);
+            let Ok(header) = Header::read(&mut dec) else {
+                return Datagram::Stray("header".into());
+            };
+            if header.metadata.op_code != OpCode::Query || header.counts.queries != 1 {
+                return Datagram::Stray("oversized, not a single-question query response".into());
+            }
+            return match Query::read(&mut dec) {
+                Ok(q) if question_matches(&q, name, qtype) => Datagram::Oversized,
+                Ok(_) => Datagram::Stray("question differs".into()),
+                Err(e) => Datagram::Garbled(format!("oversized, question: {e}")),
+            };
+        }
+        match parse_reply(buf, id, name, qtype) {
+            Ok(m) => Datagram::Reply(m),
+            Err(ReplyError::Foreign(d)) => Datagram::Stray(d),
+            Err(ReplyError::Garbage(d)) => Datagram::Garbled(d),
+        }
     }
 }
 
@@ -415,6 +480,60 @@ mod tests {
             parse_reply(&junk, 7, &name("x.test"), RecordType::A),
             Err(ReplyError::Garbage(_))
         ));
+        // Another class is another question.
+        let mut chaos = response("example.test", RecordType::MX, vec![]);
+        chaos.queries[0].query_class = hickory_proto::rr::DNSClass::CH;
+        let chaos = chaos.to_vec().expect("enc");
+        assert!(matches!(
+            parse_reply(&chaos, 7, &name("example.test"), RecordType::MX),
+            Err(ReplyError::Foreign(_))
+        ));
+    }
+
+    #[test]
+    fn datagrams_are_classified_for_their_query() {
+        let q = name("example.test");
+        let classify = |b: &[u8]| Datagram::classify(b, 512, 7, &q, RecordType::MX);
+        let many: Vec<Record> = (0..100)
+            .map(|i| {
+                Record::from_rdata(
+                    name("example.test"),
+                    60,
+                    RData::MX(hickory_proto::rr::rdata::MX::new(
+                        10,
+                        name(&format!("mx{i}.some-long-label.example.test")),
+                    )),
+                )
+            })
+            .collect();
+        let big = response("example.test", RecordType::MX, many)
+            .to_vec()
+            .expect("enc");
+        assert!(big.len() > 513, "{}", big.len());
+        let small = response("Example.TEST", RecordType::MX, vec![])
+            .to_vec()
+            .expect("enc");
+        assert!(matches!(classify(&small), Datagram::Reply(_)));
+        // Cut by a 513-byte receive buffer: our ID and question, so ask again over TCP.
+        assert_eq!(classify(&big[..513]), Datagram::Oversized);
+        // Oversized but for another question or ID: a stray, not a reason to use TCP.
+        let other = response("other.test", RecordType::MX, vec![])
+            .to_vec()
+            .expect("enc");
+        let mut padded = other.clone();
+        padded.resize(600, 0);
+        assert!(matches!(classify(&padded), Datagram::Stray(_)));
+        let mut wrong_id = big.clone();
+        wrong_id[1] = 8;
+        assert!(matches!(classify(&wrong_id[..513]), Datagram::Stray(_)));
+        // Our ID, undecodable: garbled; short or not a response: stray.
+        let mut junk = vec![0u8, 7, 0x81, 0x80];
+        junk.extend(std::iter::repeat_n(0xff, 40));
+        assert!(matches!(classify(&junk), Datagram::Garbled(_)));
+        assert!(matches!(classify(&[0, 7, 0x81]), Datagram::Stray(_)));
+        let mut query_bit = junk.clone();
+        query_bit[2] = 0x01;
+        assert!(matches!(classify(&query_bit), Datagram::Stray(_)));
     }
 
     #[test]

@@ -30,8 +30,8 @@ use uuid::Uuid;
 use crate::recent::{RecentMap, RecentSet};
 use crate::verdict::{self, DomainFacts, HostFacts};
 
-/// At most this many MX hosts per domain are followed (a hostile zone could list thousands).
-pub const MAX_MX_HOSTS: usize = 16;
+/// At most this many MX hosts per domain are followed (one constant for `scan` and `dns`).
+pub use mxray_dns::MAX_MX_HOSTS;
 /// Second attempts per second by default: a tenth of the default `--rate`, so the retries
 /// of a scan's transient failures add little load where they happened.
 pub const DEFAULT_RETRY_RATE: u32 = 100;
@@ -586,11 +586,7 @@ impl Scanner {
         if !dns.errors.is_empty() {
             progress.dns_errors.fetch_add(1, Ordering::Relaxed);
         }
-        let host_names: Vec<String> = if matches!(dns.mx_kind, MxKind::Mx | MxKind::Implicit) {
-            dns.mx_hosts.iter().take(MAX_MX_HOSTS).cloned().collect()
-        } else {
-            Vec::new()
-        };
+        let host_names: Vec<String> = dns.hosts_to_follow().to_vec();
         let hosts: Vec<(Arc<HostDns>, bool)> =
             join_all(host_names.iter().map(|h| self.host(h, again))).await;
         let mut host_records: Vec<DnsHostRecord> = Vec::with_capacity(hosts.len());

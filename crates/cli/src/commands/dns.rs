@@ -4,7 +4,8 @@
 //! - per domain: `{"record": "dns_domain", ...}` with the fields of `mxray_dns::DomainDns`
 //!   (MX kind/outcome/DNSSEC/TTL, MX records and hosts, `_mta-sts` and `_smtp._tls` TXT, EDE,
 //!   errors);
-//! - per distinct MX host: a `dns_host` record exactly as in the `dns_hosts` table.
+//! - per distinct MX host (the first `mxray_dns::MAX_MX_HOSTS` of each domain, as `scan`
+//!   follows): a `dns_host` record exactly as in the `dns_hosts` table.
 //!
 //! DNS failures are data (in the records); the exit status is 0 unless mxray itself failed.
 
@@ -46,8 +47,9 @@ async fn collect(dns: mxray_dns::DnsCollector, domain: String) -> anyhow::Result
         Some(rest) => format!("{{\"record\":\"dns_domain\",{rest}"),
         None => body,
     };
+    // The first MAX_MX_HOSTS hosts, as `scan` follows them (a hostile zone lists thousands).
     let mut hosts = Vec::new();
-    for h in &d.mx_hosts {
+    for h in d.hosts_to_follow() {
         hosts.push(dns.host(h).await);
     }
     Ok(Output {

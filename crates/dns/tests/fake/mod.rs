@@ -154,11 +154,23 @@ fn answer(b: Behaviour, q: &Message, tcp: bool) -> Option<Vec<u8>> {
     r.to_vec().ok()
 }
 
-impl FakeServer {
-    pub async fn start(b: Behaviour) -> FakeServer {
+/// A UDP socket on 127.0.0.1 port 0 and a TCP listener on the same port number. The TCP
+/// port may be taken (another test's ephemeral connection): then try another port.
+pub async fn bind_udp_and_tcp() -> (UdpSocket, TcpListener) {
+    for _ in 0..100 {
         let udp = UdpSocket::bind("127.0.0.1:0").await.expect("udp");
         let addr = udp.local_addr().expect("addr");
-        let tcp = TcpListener::bind(addr).await.expect("tcp on same port");
+        if let Ok(tcp) = TcpListener::bind(addr).await {
+            return (udp, tcp);
+        }
+    }
+    panic!("no port free for both UDP and TCP after 100 tries");
+}
+
+impl FakeServer {
+    pub async fn start(b: Behaviour) -> FakeServer {
+        let (udp, tcp) = bind_udp_and_tcp().await;
+        let addr = udp.local_addr().expect("addr");
         let count = Arc::new(AtomicUsize::new(0));
         let c = Arc::clone(&count);
         let udp_task = tokio::spawn(async move {
