@@ -228,8 +228,12 @@ vocabulary! {
         Tls => "tls",
         /// The certificate is not PKIX-valid for `mta-sts.<domain>`.
         Cert => "cert",
-        /// HTTP status other than 200 (and not a redirect).
+        /// A received HTTP status other than 200 (and not a redirect).
         HttpStatus => "http_status",
+        /// No usable HTTP/1.1 response after TLS: the peer closed without one, sent something
+        /// that is not HTTP/1.1, a response head over the parser's size limit, or a body cut
+        /// short. Not `http_status`: no status was received (or the body never completed).
+        HttpProtocol => "http_protocol",
         /// A 3xx redirect: RFC 8461 §3.3 forbids following it.
         Redirect => "redirect",
         /// Media type is not `text/plain`.

@@ -234,6 +234,7 @@ fn verdict_strings_are_exactly_design_md() {
             "tls",
             "cert",
             "http_status",
+            "http_protocol",
             "redirect",
             "content_type",
             "too_large",

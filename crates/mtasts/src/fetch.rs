@@ -314,7 +314,9 @@ impl PolicyFetcher {
         let (mut sender, conn) = builder
             .handshake::<_, Empty<Bytes>>(TokioIo::new(tls))
             .await
-            .map_err(|e| FetchFailure::new(MtaStsError::HttpStatus, format!("HTTP setup: {e}")))?;
+            .map_err(|e| {
+                FetchFailure::new(MtaStsError::HttpProtocol, format!("HTTP setup: {e}"))
+            })?;
         let conn = AbortOnDrop(tokio::spawn(conn));
         let req = http::Request::builder()
             .method(http::Method::GET)
@@ -324,7 +326,7 @@ impl PolicyFetcher {
             .header(http::header::ACCEPT, "text/plain")
             .header(http::header::CONNECTION, "close")
             .body(Empty::<Bytes>::new())
-            .map_err(|e| FetchFailure::new(MtaStsError::HttpStatus, format!("request: {e}")))?;
+            .map_err(|e| FetchFailure::new(MtaStsError::HttpProtocol, format!("request: {e}")))?;
         let resp = sender.send_request(req).await.map_err(classify_hyper)?;
 
         let status = resp.status().as_u16();
@@ -455,8 +457,10 @@ fn classify_tls_io(e: std::io::Error) -> FetchFailure {
     }
 }
 
-/// An HTTP exchange error. A TLS error underneath is `tls`; a peer that closes or sends
-/// something that is not HTTP/1.1 is `http_status` with no status code.
+/// An HTTP exchange error. A TLS error underneath is `tls`; anything else (the peer closed
+/// before a response or mid-body, sent something that is not HTTP/1.1, or a response head
+/// over hyper's buffer limit) is `http_protocol`: no status was received, so it is never
+/// `http_status`.
 fn classify_hyper(e: hyper::Error) -> FetchFailure {
     let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&e);
     while let Some(s) = src {
@@ -465,10 +469,16 @@ fn classify_hyper(e: hyper::Error) -> FetchFailure {
         }
         src = s.source();
     }
-    FetchFailure::new(
-        MtaStsError::HttpStatus,
-        format!("no valid HTTP response: {e}"),
-    )
+    let what = if e.is_incomplete_message() {
+        "connection closed before a complete HTTP response"
+    } else if e.is_parse_too_large() {
+        "response head too large"
+    } else if e.is_parse() {
+        "not a valid HTTP/1.1 response"
+    } else {
+        "no valid HTTP response"
+    };
+    FetchFailure::new(MtaStsError::HttpProtocol, format!("{what}: {e}"))
 }
 
 #[cfg(test)]

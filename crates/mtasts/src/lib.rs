@@ -48,8 +48,8 @@ pub use fetch::{
     PolicyFetcher, DEFAULT_BODY_CAP, POLICY_PATH,
 };
 pub use policy::{
-    mx_pattern_matches, parse_policy, Policy, PolicyError, PolicyParse, PolicyWarning, WarningKind,
-    MAX_AGE_LIMIT,
+    mx_pattern_matches, mx_patterns_for_log, parse_policy, Policy, PolicyError, PolicyParse,
+    PolicyWarning, WarningKind, MAX_AGE_LIMIT, MAX_LOGGED_PATTERNS, MAX_LOGGED_PATTERN_CHARS,
 };
 pub use tlsrpt::{parse_tlsrpt, TlsRpt, TlsRptError};
 pub use txt::{parse_sts_txt, StsTxt, TxtError};

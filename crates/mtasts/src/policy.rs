@@ -177,6 +177,54 @@ fn snippet(s: &str) -> String {
     format!("{out:?}")
 }
 
+/// Most `mx` patterns [`mx_patterns_for_log`] names.
+pub const MAX_LOGGED_PATTERNS: usize = 8;
+/// Longest text [`mx_patterns_for_log`] writes before the count of those left out.
+pub const MAX_LOGGED_PATTERN_CHARS: usize = 256;
+
+/// The `mx` patterns of a policy as one bounded, comma-separated text for a log or summary
+/// line: at most [`MAX_LOGGED_PATTERNS`] patterns and [`MAX_LOGGED_PATTERN_CHARS`] characters,
+/// then `(+N more)`. A 64 KiB policy can hold thousands of patterns; the record keeps them
+/// all, a human line does not need to.
+///
+/// ```
+/// use mxray_mtasts::mx_patterns_for_log;
+/// assert_eq!(mx_patterns_for_log(&["a.example".into(), "*.b.example".into()]), "a.example,*.b.example");
+/// let many: Vec<String> = (0..1000).map(|i| format!("mx{i}.example")).collect();
+/// assert!(mx_patterns_for_log(&many).ends_with(" (+992 more)"));
+/// ```
+pub fn mx_patterns_for_log(patterns: &[String]) -> String {
+    let mut out = String::new();
+    let mut shown = 0usize;
+    for p in patterns.iter().take(MAX_LOGGED_PATTERNS) {
+        let sep = usize::from(shown > 0);
+        if out.len() + sep + p.len() > MAX_LOGGED_PATTERN_CHARS {
+            // Patterns are validated host names (ASCII), but cut on a char boundary anyway
+            // so that an unvalidated caller cannot make this panic.
+            if shown == 0 {
+                let mut cut = MAX_LOGGED_PATTERN_CHARS.min(p.len());
+                while !p.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                out.push_str(&p[..cut]);
+                out.push('…');
+                shown = 1;
+            }
+            break;
+        }
+        if sep == 1 {
+            out.push(',');
+        }
+        out.push_str(p);
+        shown += 1;
+    }
+    let left_out = patterns.len() - shown;
+    if left_out > 0 {
+        out.push_str(&format!(" (+{left_out} more)"));
+    }
+    out
+}
+
 /// Parses a policy body. Lines end in CRLF or LF (both valid, RFC 8461 errata 6253).
 ///
 /// ```
@@ -594,5 +642,43 @@ mod tests {
         ));
         assert!(!mx_pattern_matches("", "a"));
         assert!(!mx_pattern_matches("*.", "a."));
+    }
+
+    #[test]
+    fn logged_patterns_are_bounded() {
+        let all = |n: usize, len: usize| -> Vec<String> {
+            (0..n)
+                .map(|i| format!("{i:0>width$}.example", width = len))
+                .collect()
+        };
+        // A few short patterns: all of them, nothing left out.
+        let few = all(3, 2);
+        assert_eq!(
+            mx_patterns_for_log(&few),
+            "00.example,01.example,02.example"
+        );
+        // Thousands: at most MAX_LOGGED_PATTERNS named, the rest counted.
+        let many = all(5000, 4);
+        let line = mx_patterns_for_log(&many);
+        assert_eq!(line.split(',').count(), MAX_LOGGED_PATTERNS);
+        assert!(line.ends_with(&format!(" (+{} more)", 5000 - MAX_LOGGED_PATTERNS)));
+        // Long patterns: the character cap stops earlier, and says how many are missing.
+        let long = all(20, 60);
+        let line = mx_patterns_for_log(&long);
+        let (named, more) = line.split_once(" (+").expect("count of the rest");
+        assert!(named.len() <= MAX_LOGGED_PATTERN_CHARS, "{}", named.len());
+        let shown = named.split(',').count();
+        assert!(shown < MAX_LOGGED_PATTERNS);
+        assert_eq!(more, format!("{} more)", 20 - shown));
+        // One pattern longer than the cap on its own (not a valid host name, but bounded too).
+        let huge = vec!["é".repeat(1000)];
+        let line = mx_patterns_for_log(&huge);
+        assert!(
+            line.len() <= MAX_LOGGED_PATTERN_CHARS + '…'.len_utf8(),
+            "{}",
+            line.len()
+        );
+        assert!(!line.contains("more"));
+        assert_eq!(mx_patterns_for_log(&[]), "");
     }
 }

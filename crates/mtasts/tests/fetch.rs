@@ -468,7 +468,7 @@ async fn garbage_instead_of_http() {
     .await;
     assert_eq!(
         (a.status, a.error_class),
-        (MtaStsStatus::FetchError, Some(MtaStsError::HttpStatus))
+        (MtaStsStatus::FetchError, Some(MtaStsError::HttpProtocol))
     );
     assert_eq!(a.fetch.as_ref().and_then(|f| f.http_status), None);
 }
@@ -639,7 +639,56 @@ async fn oversized_header_is_refused_not_buffered() {
     .await;
     assert_eq!(
         (a.status, a.error_class),
-        (MtaStsStatus::FetchError, Some(MtaStsError::HttpStatus))
+        (MtaStsStatus::FetchError, Some(MtaStsError::HttpProtocol))
     );
     assert_eq!(a.fetch.as_ref().and_then(|f| f.http_status), None);
+    assert!(
+        a.error_detail
+            .as_deref()
+            .is_some_and(|d| d.contains("response head too large")),
+        "{:?}",
+        a.error_detail
+    );
+}
+
+/// TLS completes, the request is read, and the server closes without a byte of HTTP: no status
+/// was received, so the class is `http_protocol`, not `http_status`.
+#[tokio::test]
+async fn close_after_tls_without_response_is_http_protocol() {
+    let pki = Pki::new();
+    let port = raw_https_server(pki.leaf(HOST), Vec::new()).await;
+    let a = assess(
+        &input(&[TXT]),
+        &fetcher(port, &pki, Duration::from_secs(10)),
+    )
+    .await;
+    assert_eq!(
+        (a.status, a.error_class),
+        (MtaStsStatus::FetchError, Some(MtaStsError::HttpProtocol))
+    );
+    let fetch = a.fetch.as_ref().expect("fetch attempted");
+    assert!(fetch.tls_version.is_some(), "TLS was completed");
+    assert_eq!(fetch.http_status, None);
+    assert_eq!(tlsrpt_results(&a, &[]), [TlsRptResult::StsPolicyFetchError]);
+}
+
+/// A 200 whose body stops short of its Content-Length: the status arrived but the response
+/// never completed, so `http_protocol` (with the 200 kept), not a policy.
+#[tokio::test]
+async fn body_cut_short_is_http_protocol() {
+    let pki = Pki::new();
+    let raw = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 500\r\n\r\nversion: STSv1\n"
+        .to_vec();
+    let port = raw_https_server(pki.leaf(HOST), raw).await;
+    let a = assess(
+        &input(&[TXT]),
+        &fetcher(port, &pki, Duration::from_secs(10)),
+    )
+    .await;
+    assert_eq!(
+        (a.status, a.error_class),
+        (MtaStsStatus::FetchError, Some(MtaStsError::HttpProtocol))
+    );
+    assert_eq!(a.fetch.as_ref().and_then(|f| f.http_status), Some(200));
+    assert!(a.policy.is_none());
 }

@@ -112,7 +112,11 @@ fn summary(r: &MtaStsPolicyRecord, tlsrpt: &Result<TlsRpt, DnsOutcome>) -> Strin
         s.push_str(&format!(" mode={m} max_age={a}"));
     }
     if !r.mx_patterns.is_empty() {
-        s.push_str(&format!(" mx={}", r.mx_patterns.join(",")));
+        // Bounded: a hostile 64 KiB policy can list thousands of patterns (all kept in the record).
+        s.push_str(&format!(
+            " mx={}",
+            mxray_mtasts::mx_patterns_for_log(&r.mx_patterns)
+        ));
     }
     match tlsrpt {
         Ok(t) if t.valid => s.push_str(&format!(" tls-rpt={}", t.rua.join(","))),
