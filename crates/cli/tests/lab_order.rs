@@ -8,19 +8,8 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use mxray_model::Record;
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The domain records of one scan of `list` against the lab in `lab_dir`, by domain, as JSON
 /// without the fields that differ between any two scans (scan id, time).
@@ -91,19 +80,7 @@ fn diff(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> Vec<Strin
 fn lab_scanned_forward_reverse_and_shuffled_gives_identical_domain_records() {
     let dir = tempfile::tempdir().expect("tmp");
     let lab_dir = dir.path().join("lab");
-    let lab = Command::new(env!("CARGO_BIN_EXE_mxray"))
-        .args(["lab", "--lab-ports", "high", "--lab-dir"])
-        .arg(&lab_dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start mxray lab");
-    let _lab = Killed(lab);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !lab_dir.join("lab.json").exists() {
-        assert!(Instant::now() < deadline, "the lab did not write lab.json");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let _lab = common::RemoteLab::start(&lab_dir);
     let forward: Vec<String> = std::fs::read_to_string(lab_dir.join("domains.txt"))
         .expect("domains.txt")
         .lines()

@@ -5,38 +5,15 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use mxray_lab::{LabOptions, PortChoice};
 use mxray_model::{DomainRecord, Record};
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[test]
 fn a_lab_served_by_another_process_scans_like_the_built_in_one() {
     let dir = tempfile::tempdir().expect("tmp");
     let lab_dir = dir.path().join("lab");
-    let lab = Command::new(env!("CARGO_BIN_EXE_mxray"))
-        .args(["lab", "--lab-ports", "high", "--lab-dir"])
-        .arg(&lab_dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start mxray lab");
-    let _lab = Killed(lab);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !lab_dir.join("lab.json").exists() {
-        assert!(Instant::now() < deadline, "the lab did not write lab.json");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let _lab = common::RemoteLab::start(&lab_dir);
 
     let out = common::run_ok([
         "scan".as_ref(),

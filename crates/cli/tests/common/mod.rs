@@ -2,7 +2,9 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::ffi::OsStr;
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// A `mxray` command with RUST_LOG cleared (so stderr holds only what users see).
 pub fn mxray() -> Command {
@@ -42,4 +44,35 @@ where
         .collect();
     args.extend(extra.into_iter().map(|a| a.as_ref().to_owned()));
     run_ok(args)
+}
+
+/// `mxray lab --lab-dir DIR` running in its own process; killed when dropped.
+pub struct RemoteLab(Child);
+
+impl RemoteLab {
+    /// Starts the lab on high ports and waits (at most 30 s) until it has written
+    /// `DIR/lab.json`.
+    pub fn start(lab_dir: &Path) -> RemoteLab {
+        let child = Command::new(env!("CARGO_BIN_EXE_mxray"))
+            .args(["lab", "--lab-ports", "high", "--lab-dir"])
+            .arg(lab_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mxray lab");
+        let lab = RemoteLab(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !lab_dir.join("lab.json").exists() {
+            assert!(Instant::now() < deadline, "the lab did not write lab.json");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        lab
+    }
+}
+
+impl Drop for RemoteLab {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
