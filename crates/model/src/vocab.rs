@@ -413,7 +413,8 @@ vocabulary! {
         ReadTimeout => "read_timeout",
         /// The whole session exceeded its deadline (tarpit).
         SessionDeadline => "session_deadline",
-        /// The peer closed the connection before the dialogue finished.
+        /// The peer closed or reset the connection before the dialogue finished, a reset right
+        /// after accepting included (it may land in the connect or the first read).
         ConnectionClosed => "connection_closed",
         /// A reply line or reply exceeded the caps.
         ReplyTooLong => "reply_too_long",

@@ -285,6 +285,7 @@ impl PolicyFetcher {
         // TCP: the first address that connects.
         let mut errors = Vec::new();
         let mut tcp = None;
+        let mut reset_after_accept = false;
         for ip in addrs {
             let sa = SocketAddr::new(*ip, 443);
             match self.dialer.connect(sa).await {
@@ -293,11 +294,21 @@ impl PolicyFetcher {
                     tcp = Some(s);
                     break;
                 }
-                Err(e) => errors.push(format!("{sa}: {}", dial_detail(&e))),
+                Err(e) => {
+                    reset_after_accept |= matches!(e, DialError::ResetAfterAccept);
+                    errors.push(format!("{sa}: {}", dial_detail(&e)));
+                }
             }
         }
         let Some(tcp) = tcp else {
-            return Err(FetchFailure::new(MtaStsError::Connect, errors.join("; ")));
+            // A host that accepted and reset did answer: whether the reset reached us in the
+            // connect or in the handshake is a race, and the handshake case is `tls`.
+            let class = if reset_after_accept {
+                MtaStsError::Tls
+            } else {
+                MtaStsError::Connect
+            };
+            return Err(FetchFailure::new(class, errors.join("; ")));
         };
 
         // TLS.

@@ -625,6 +625,55 @@ async fn next_address_is_tried_when_one_refuses() {
     assert_eq!(seen.requests.load(Ordering::SeqCst), 1);
 }
 
+/// A policy host that accepts and resets at once (SO_LINGER 0), on a thread and runtime of
+/// its own so that it keeps accepting while the test's runtime is blocked.
+fn resetting_server() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    listener.set_nonblocking(true).expect("nonblocking");
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            while let Ok((stream, _)) = listener.accept().await {
+                let _ = stream.set_zero_linger();
+                drop(stream);
+            }
+        });
+    });
+    port
+}
+
+/// The reset lands in the handshake or, when the runtime looks at the socket only after the
+/// RST arrived (a busy fetcher), in the connect: both are `tls` (the host answered), never
+/// `connect`.
+#[tokio::test]
+async fn reset_right_after_accept_is_tls_not_connect() {
+    let pki = Pki::new();
+    let f = fetcher(resetting_server(), &pki, Duration::from_secs(10));
+    let a = assess(&input(&[TXT]), &f).await;
+    assert_eq!(
+        (a.status, a.error_class),
+        (MtaStsStatus::FetchError, Some(MtaStsError::Tls)),
+        "{:?}",
+        a.error_detail
+    );
+    // Block this single-threaded runtime right after the connect went out.
+    let txt = input(&[TXT]);
+    let (a, ()) = tokio::join!(assess(&txt, &f), async {
+        std::thread::sleep(Duration::from_millis(200));
+    });
+    assert_eq!(
+        (a.status, a.error_class),
+        (MtaStsStatus::FetchError, Some(MtaStsError::Tls)),
+        "{:?}",
+        a.error_detail
+    );
+}
+
 #[tokio::test]
 async fn oversized_header_is_refused_not_buffered() {
     let pki = Pki::new();

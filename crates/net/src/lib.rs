@@ -241,6 +241,11 @@ pub enum DialError {
     /// No TCP handshake within the timeout.
     #[error("connect timed out after {0:?}")]
     Timeout(Duration),
+    /// The TCP handshake completed, then the peer reset (or aborted) the connection before
+    /// the connect returned: a server that accepts and drops at once (a connection limit, a
+    /// TCP wrapper). Not a connect failure: the destination answered.
+    #[error("connection reset right after the TCP handshake")]
+    ResetAfterAccept,
     /// No route / host or network unreachable.
     #[error("unreachable: {0}")]
     Unreachable(Arc<io::Error>),
@@ -260,6 +265,7 @@ impl DialError {
         use io::ErrorKind::*;
         match e.kind() {
             ConnectionRefused => DialError::Refused,
+            ConnectionReset | ConnectionAborted => DialError::ResetAfterAccept,
             HostUnreachable | NetworkUnreachable => DialError::Unreachable(Arc::new(e)),
             _ if matches!(e.raw_os_error(), Some(101) | Some(113)) => {
                 // ENETUNREACH / EHOSTUNREACH on Linux when the kind is not mapped.
@@ -426,6 +432,23 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().expect("ip")
+    }
+
+    #[test]
+    fn a_reset_in_the_connect_is_not_a_connect_failure() {
+        for kind in [
+            io::ErrorKind::ConnectionReset,
+            io::ErrorKind::ConnectionAborted,
+        ] {
+            assert!(matches!(
+                DialError::from_io(io::Error::from(kind)),
+                DialError::ResetAfterAccept
+            ));
+        }
+        assert!(matches!(
+            DialError::from_io(io::Error::from(io::ErrorKind::ConnectionRefused)),
+            DialError::Refused
+        ));
     }
 
     #[test]

@@ -524,6 +524,9 @@ pub fn dial_error_class(e: &DialError) -> ProbeErrorClass {
         DialError::Blocked(Refusal::Blocklisted { .. }) => ProbeErrorClass::BlockedList,
         DialError::Blocked(_) => ProbeErrorClass::BlockedReserved,
         DialError::Refused => ProbeErrorClass::ConnectRefused,
+        // Whether the reset reaches us in the connect or in the first read is a race; both
+        // are the same server behaviour and get the same class.
+        DialError::ResetAfterAccept => ProbeErrorClass::ConnectionClosed,
         DialError::Timeout(_) => ProbeErrorClass::ConnectTimeout,
         DialError::Unreachable(_) => ProbeErrorClass::ConnectUnreachable,
         DialError::NoSourceAddress { .. } => ProbeErrorClass::NoSourceAddress,

@@ -553,6 +553,58 @@ async fn reset_mid_ehlo_is_connection_closed() {
     );
 }
 
+/// A server that accepts and resets at once (SO_LINGER 0), on a thread and runtime of its own
+/// so that it keeps accepting while the test's runtime is blocked.
+fn resetting_server() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    listener.set_nonblocking(true).expect("nonblocking");
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            while let Ok((stream, _)) = listener.accept().await {
+                let _ = stream.set_zero_linger();
+                drop(stream);
+            }
+        });
+    });
+    addr
+}
+
+/// The reset of a server that accepts and drops reaches the prober either in its connect (when
+/// the runtime looks at the socket only after the RST arrived, as on a busy scanner) or in its
+/// first read. Both are `connection_closed`, never `connect_error`: the destination answered
+/// the TCP handshake.
+#[tokio::test]
+async fn reset_right_after_accept_is_connection_closed() {
+    let addr = resetting_server();
+    // In the first read: the runtime is free to see the connect complete at once.
+    let r = probe(addr, None, None).await.record;
+    assert_eq!(
+        r.error_class,
+        Some(ProbeErrorClass::ConnectionClosed),
+        "{:?}",
+        r.error_detail
+    );
+    // In the connect: this (single-threaded) runtime is blocked after the connect was sent,
+    // so the reset is already on the socket when the connect's readiness is first checked.
+    let (out, ()) = tokio::join!(probe(addr, None, None), async {
+        std::thread::sleep(Duration::from_millis(200));
+    });
+    let r = out.record;
+    assert_eq!(r.result, ProbeResult::Error);
+    assert_eq!(
+        r.error_class,
+        Some(ProbeErrorClass::ConnectionClosed),
+        "{:?}",
+        r.error_detail
+    );
+}
+
 #[tokio::test]
 async fn multiline_replies_split_across_segments() {
     let (ca, _l, cfg) = pki();
