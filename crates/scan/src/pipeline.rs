@@ -83,9 +83,39 @@ pub struct ProgressSnapshot {
     pub mta_sts_in_flight: u64,
     pub dns_errors: u64,
     pub records_written: u64,
+    /// The DNS transport's own figures, when the DNS source has a transport
+    /// ([`ProgressSnapshot::with_dns`]).
+    pub dns_transport: Option<DnsTransportFigures>,
+}
+
+/// What the progress line says of the DNS transport: whether mxray is backing off an
+/// overloaded resolver and ignoring datagrams that were not replies (see docs/dns.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DnsTransportFigures {
+    /// The lowest current AIMD limit on queries in flight over the resolvers.
+    pub in_flight_limit: u64,
+    /// Overload back-offs so far.
+    pub backoffs: u64,
+    /// Datagrams ignored because they were not the reply.
+    pub strays: u64,
 }
 
 impl ProgressSnapshot {
+    /// Adds the DNS transport's counters (the collector's [`mxray_dns::DnsStats`]).
+    pub fn with_dns(mut self, stats: Option<&mxray_dns::DnsStats>) -> Self {
+        self.dns_transport = stats.map(|st| DnsTransportFigures {
+            in_flight_limit: st
+                .in_flight_limits
+                .iter()
+                .map(|(_, l)| *l as u64)
+                .min()
+                .unwrap_or(0),
+            backoffs: st.overload_backoffs,
+            strays: st.stray_datagrams,
+        });
+        self
+    }
+
     /// The line people read (terminal status line and plain log line alike): rounded rates
     /// with thousands separators, the share and an ETA when the input size is known, and what
     /// is still being waited for per stage. `rate` is domains per second.
@@ -125,6 +155,14 @@ impl ProgressSnapshot {
             thousands(self.dns_errors),
             thousands(self.records_written)
         ));
+        if let Some(t) = self.dns_transport {
+            s.push_str(&format!(
+                "; resolver limit {} in flight ({} back-offs), {} stray datagrams",
+                thousands(t.in_flight_limit),
+                thousands(t.backoffs),
+                thousands(t.strays)
+            ));
+        }
         if elapsed_secs > 0.0 {
             s.insert_str(0, &format!("{} ", duration_text(elapsed_secs)));
         }
@@ -175,6 +213,7 @@ impl Progress {
             mta_sts_in_flight: l(&self.mta_sts_started).saturating_sub(l(&self.mta_sts_done)),
             dns_errors: l(&self.dns_errors),
             records_written: l(&self.records_written),
+            dns_transport: None,
         }
     }
 
@@ -866,5 +905,20 @@ mod tests {
         assert!(unknown
             .line(0.0, 2.0)
             .starts_with("domains 10, 2/s; in flight"));
+        let mut stats = mxray_dns::DnsStats::default();
+        stats.overload_backoffs = 3;
+        stats.stray_datagrams = 1_200;
+        stats.in_flight_limits = vec![
+            ("127.0.0.1:53".parse().expect("addr"), 750),
+            ("127.0.0.2:53".parse().expect("addr"), 421),
+        ];
+        assert!(unknown
+            .with_dns(Some(&stats))
+            .line(0.0, 2.0)
+            .ends_with("; resolver limit 421 in flight (3 back-offs), 1,200 stray datagrams"));
+        assert_eq!(
+            unknown.with_dns(None).line(0.0, 2.0),
+            unknown.line(0.0, 2.0)
+        );
     }
 }

@@ -21,6 +21,10 @@ pub trait DnsSource: Send + Sync + std::fmt::Debug + 'static {
     fn host_again<'a>(&'a self, host: &'a str) -> BoxFuture<'a, Arc<HostDns>>;
     /// Addresses of any name (`mta-sts.<domain>`).
     fn addresses<'a>(&'a self, name: &'a str) -> BoxFuture<'a, AddressLookup>;
+    /// The transport's counters, for the progress line; `None` for sources without one.
+    fn transport_stats(&self) -> Option<mxray_dns::DnsStats> {
+        None
+    }
 }
 
 /// SMTP probes for the pipeline.
@@ -47,6 +51,9 @@ impl DnsSource for DnsCollector {
     }
     fn addresses<'a>(&'a self, name: &'a str) -> BoxFuture<'a, AddressLookup> {
         Box::pin(DnsCollector::addresses(self, name))
+    }
+    fn transport_stats(&self) -> Option<mxray_dns::DnsStats> {
+        Some(self.stats())
     }
 }
 

@@ -229,7 +229,11 @@ pub(crate) async fn run(settings: &Settings, args: &ScanArgs) -> anyhow::Result<
     }
     let stop = Arc::new(AtomicBool::new(false));
     let signals = tokio::spawn(watch_signals(stop.clone()));
-    let display = tokio::spawn(show_progress(progress.clone(), args.quiet));
+    let display = tokio::spawn(show_progress(
+        progress.clone(),
+        scanner.dns.clone(),
+        args.quiet,
+    ));
     let result = run_scan(&scanner, job, input, sink, progress.clone(), stop.clone()).await;
     display.abort();
     signals.abort();
@@ -369,7 +373,11 @@ async fn watch_signals(stop: Arc<AtomicBool>) {
 /// Progress on stderr: on a terminal a bar (when the input size is known) with the status line
 /// below it, refreshed 5 times a second; otherwise the same status line every 10 s. The rate is
 /// the last ten seconds' (so the ETA follows slowdowns), rounded.
-async fn show_progress(p: Arc<Progress>, quiet: bool) {
+async fn show_progress(
+    p: Arc<Progress>,
+    dns: Arc<dyn mxray_scan::sources::DnsSource>,
+    quiet: bool,
+) {
     if quiet {
         return;
     }
@@ -399,7 +407,7 @@ async fn show_progress(p: Arc<Progress>, quiet: bool) {
         bar.set_style(without.clone());
         let mut styled_total = false;
         loop {
-            let snap = p.snapshot();
+            let snap = p.snapshot().with_dns(dns.transport_stats().as_ref());
             if let (Some(total), false) = (snap.domains_total, styled_total) {
                 bar.set_length(total);
                 bar.set_style(with_total.clone());
@@ -416,7 +424,7 @@ async fn show_progress(p: Arc<Progress>, quiet: bool) {
         let mut n = 0u64;
         loop {
             tick.tick().await;
-            let snap = p.snapshot();
+            let snap = p.snapshot().with_dns(dns.transport_stats().as_ref());
             let rate = rate_now(snap.domains_done);
             n += 1;
             if n % 10 == 0 {
