@@ -384,6 +384,22 @@ impl DnsCollector {
                     let via_cname = msg.answers.iter().any(|r| {
                         r.record_type() == RecordType::CNAME && r.name.eq_ignore_root(name)
                     });
+                    let rcode = msg.metadata.response_code;
+                    if !matches!(rcode, ResponseCode::NoError | ResponseCode::NXDomain) {
+                        // hickory asks a denial proof of any reply without answers, but a
+                        // SERVFAIL (or REFUSED) to a CD query denies nothing: it is the
+                        // resolver's failure to get an answer, not a validation verdict.
+                        return (
+                            Ok(Hop {
+                                msg,
+                                status: Some(DnssecStatus::Indeterminate),
+                                note: Some(format!(
+                                    "the resolver answered {rcode}: nothing to validate"
+                                )),
+                            }),
+                            1,
+                        );
+                    }
                     let status = (!via_cname).then(|| status_of_proof(proof));
                     (
                         Ok(Hop {

@@ -348,6 +348,44 @@ mod hostile {
         assert!(d.mx_hosts.is_empty(), "bogus data must not be used");
     }
 
+    /// In `--dnssec validate` mode queries carry CD, so a SERVFAIL is the resolver's failure to
+    /// get an answer, not a validation verdict: there is no denial to prove, and the status is
+    /// indeterminate (never bogus), in both modes.
+    #[tokio::test]
+    async fn plain_servfail_is_indeterminate_in_both_modes() {
+        let (d, _s) = mx_of(Behaviour::ServFail).await;
+        assert_eq!(d.mx_outcome, DnsOutcome::ServFail, "{d:?}");
+        assert_eq!(d.mx_dnssec, DnssecStatus::Indeterminate, "{d:?}");
+
+        let server = FakeServer::start(Behaviour::ServFail).await;
+        let mut cfg = DnsConfig::new(vec![server.addr]);
+        cfg.timeout = Duration::from_millis(400);
+        cfg.backoff = Duration::from_millis(10);
+        cfg.mode = DnssecMode::Validate {
+            trust_anchors: TrustAnchorSet::default(),
+        };
+        let dns = DnsCollector::new(cfg).expect("collector");
+        let d = tokio::time::timeout(Duration::from_secs(20), dns.domain("victim.test"))
+            .await
+            .expect("the collector must not hang");
+        assert_eq!(d.mx_kind, MxKind::Error, "{d:?}");
+        assert_eq!(d.mx_outcome, DnsOutcome::ServFail, "{d:?}");
+        assert_eq!(d.mx_dnssec, DnssecStatus::Indeterminate, "{d:?}");
+        assert!(
+            d.errors.iter().all(|e| !e.contains("denial proof")),
+            "{:?}",
+            d.errors
+        );
+        let h = dns.host("mx.victim.test").await;
+        assert_eq!(h.address_outcome, DnsOutcome::ServFail, "{h:?}");
+        assert_eq!(h.address_dnssec, DnssecStatus::Indeterminate, "{h:?}");
+        assert!(
+            h.errors.iter().all(|e| e.contains("nothing to validate")),
+            "{:?}",
+            h.errors
+        );
+    }
+
     #[tokio::test]
     async fn refused_is_indeterminate() {
         let (d, _s) = mx_of(Behaviour::Refused).await;

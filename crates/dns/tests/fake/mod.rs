@@ -44,6 +44,8 @@ pub enum Behaviour {
     ServFailEde,
     /// SERVFAIL, but an MX answer when CD is set (a validation failure without EDE).
     ServFailUnlessCd,
+    /// SERVFAIL to everything, CD or not, no EDE (a resolver that cannot reach the zone).
+    ServFail,
 }
 
 pub struct FakeServer {
@@ -136,6 +138,9 @@ fn answer(b: Behaviour, q: &Message, tcp: bool) -> Option<Vec<u8>> {
             edns.options_mut()
                 .insert(EdnsOption::Unknown(15, vec![0, 7, b'e', b'x', b'p']));
             r.set_edns(edns);
+        }
+        Behaviour::ServFail => {
+            r.metadata.response_code = ResponseCode::ServFail;
         }
         Behaviour::ServFailUnlessCd => {
             if q.metadata.checking_disabled {
