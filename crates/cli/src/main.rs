@@ -61,9 +61,11 @@ enum Command {
 
 fn init_logging(verbose: u8) {
     use tracing_subscriber::EnvFilter;
+    // hickory logs every DNSSEC oddity of every zone at warn (with the whole message as
+    // debug text); those are observations mxray records, not problems of the run.
     let default = match verbose {
-        0 => "warn",
-        1 => "info",
+        0 => "warn,hickory_net=error,hickory_proto=error,hickory_resolver=error",
+        1 => "info,hickory_net=warn,hickory_proto=warn,hickory_resolver=warn",
         _ => "debug",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
@@ -124,11 +126,25 @@ fn main() -> ExitCode {
         Err(e) => match e.downcast_ref::<UsageError>() {
             Some(u) => usage_exit(u),
             None => {
-                eprintln!("mxray: error: {e:#}");
+                eprintln!("mxray: error: {}", error_text(&e));
                 ExitCode::from(1)
             }
         },
     }
+}
+
+/// The error and its causes, each cause once: a message that already quotes its cause (as
+/// `{path}: {source}` messages do) is not followed by the same text again.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !out.contains(&c) {
+            out.push_str(": ");
+            out.push_str(&c);
+        }
+    }
+    out
 }
 
 fn usage_exit(e: &UsageError) -> ExitCode {

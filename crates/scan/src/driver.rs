@@ -24,7 +24,7 @@ pub const INPUT_ERRORS_FILE: &str = "input-errors.tsv";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ScanError {
-    #[error("state directory {path}: {source}")]
+    #[error("scan state {path}: {source}")]
     State {
         path: PathBuf,
         source: std::io::Error,
