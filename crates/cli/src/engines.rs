@@ -102,6 +102,7 @@ pub(crate) fn scan_record(
         smtp_probes: 0,
         certificates: 0,
         mta_sts_policies: 0,
+        campaign: String::new(),
     }
 }
 

@@ -15,6 +15,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use mxray_net::{DestinationPolicy, Dialer, RateConfig, RateLimits};
+use sha2::{Digest, Sha256};
 
 /// A configuration problem: reported as one line, exit status 2.
 #[derive(Debug, thiserror::Error)]
@@ -175,9 +176,23 @@ pub(crate) struct SharedArgs {
     pub allow_private: bool,
 
     /// Scan only shard I of N (0-based), chosen by a stable hash of the domain.
-    /// Default 0/1 (everything).
-    #[arg(long, global = true, value_name = "I/N")]
+    /// Default 0/1 (everything). `auto`: the index (and count) from a batch scheduler, a
+    /// Kubernetes Indexed Job (`JOB_COMPLETION_INDEX`, count from --shard-count) or a Slurm job
+    /// array (`SLURM_ARRAY_TASK_ID` - `SLURM_ARRAY_TASK_MIN`, count `SLURM_ARRAY_TASK_COUNT`).
+    #[arg(long, global = true, value_name = "I/N|auto")]
     pub shard: Option<String>,
+
+    /// The shard count for `--shard auto` (required for a Kubernetes Indexed Job, whose pods
+    /// are not told their completions count; optional for Slurm, where it must agree).
+    #[arg(long, global = true, value_name = "N")]
+    pub shard_count: Option<u32>,
+
+    /// The campaign this scan is a shard of (written into the `scan` record; `report
+    /// --campaign` combines a campaign's shards). Default: derived from the measurement
+    /// settings, the shard count and the input's checksum, so every shard of one run agrees
+    /// without coordination.
+    #[arg(long, global = true, value_name = "ID")]
+    pub campaign: Option<String>,
 
     /// Continue an interrupted scan in the same output directory.
     #[arg(long, global = true)]
@@ -228,6 +243,9 @@ struct ConfigFile {
     #[serde(alias = "allow-private")]
     allow_private: Option<bool>,
     shard: Option<String>,
+    #[serde(alias = "shard-count")]
+    shard_count: Option<u32>,
+    campaign: Option<String>,
     out: Option<PathBuf>,
     clickhouse: Option<String>,
     jsonl: Option<String>,
@@ -365,6 +383,8 @@ pub(crate) struct Settings {
     pub blocklist: Vec<IpNet>,
     pub allow_private: bool,
     pub shard: Shard,
+    /// `--campaign`; `None`: derived at the end of the scan ([`Settings::derived_campaign`]).
+    pub campaign: Option<String>,
     pub resume: bool,
     pub outputs: Outputs,
 }
@@ -576,9 +596,26 @@ impl Settings {
         };
         let allow_private = args.allow_private || file.allow_private.unwrap_or(false);
 
+        let shard_count = args.shard_count.or(file.shard_count);
         let shard = match args.shard.clone().or(file.shard) {
-            Some(s) => parse_shard(&s)?,
+            Some(s) if s.trim() == "auto" => {
+                shard_from_scheduler(|k| std::env::var(k).ok(), shard_count)?
+            }
+            Some(s) => {
+                let shard = parse_shard(&s)?;
+                if shard_count.is_some_and(|n| n != shard.count) {
+                    return Err(usage(format!(
+                        "--shard {s} and --shard-count {} disagree",
+                        shard_count.unwrap_or_default()
+                    )));
+                }
+                shard
+            }
             None => Shard { index: 0, count: 1 },
+        };
+        let campaign = match args.campaign.clone().or(file.campaign) {
+            Some(c) => Some(parse_campaign(&c)?),
+            None => None,
         };
 
         let clickhouse = match args.clickhouse.clone().or(file.clickhouse) {
@@ -622,6 +659,7 @@ impl Settings {
             blocklist,
             allow_private,
             shard,
+            campaign,
             resume: args.resume,
             outputs,
         })
@@ -667,6 +705,137 @@ impl Settings {
             .with_source_ips(self.source_ips.clone())
             .with_connect_timeout(self.timeout)
     }
+}
+
+/// The keys of the settings JSON that may differ between the shards of one campaign: where a
+/// shard runs (its machine's addresses, name, paths, speed) and how it was started, not what
+/// it measures. Everything else, with the shard count and the input checksum, names the
+/// campaign.
+const PER_SHARD_SETTINGS: &[&str] = &[
+    "resolvers",
+    "trust_anchor",
+    "ca_file",
+    "source_ips",
+    "ehlo_name",
+    "rate",
+    "per_ip_rate",
+    "per_prefix_rate",
+    "concurrency",
+    "blocklist_file",
+    "resume",
+    "outputs",
+    "campaign",
+];
+
+impl Settings {
+    /// The default campaign of a scan: `c-` and 16 hex digits of a SHA-256 over the settings
+    /// that define the measurement (the JSON of [`Settings::to_json`] without
+    /// [`PER_SHARD_SETTINGS`] and without the shard index), and the input's SHA-256. Every
+    /// shard of one run computes the same value on its own.
+    pub(crate) fn derived_campaign(&self, input_sha256: &str) -> String {
+        let mut v: serde_json::Value =
+            serde_json::from_str(&self.to_json()).unwrap_or(serde_json::Value::Null);
+        if let Some(obj) = v.as_object_mut() {
+            for k in PER_SHARD_SETTINGS {
+                obj.remove(*k);
+            }
+            obj.insert(
+                "shard".into(),
+                serde_json::json!({ "count": self.shard.count }),
+            );
+        }
+        // serde_json's map is ordered by key, so the text is canonical.
+        let mut h = Sha256::new();
+        h.update(v.to_string().as_bytes());
+        h.update(b"\n");
+        h.update(input_sha256.as_bytes());
+        format!("c-{}", &hex::encode(h.finalize())[..16])
+    }
+}
+
+/// A campaign name: 1 to 64 characters of `A-Z a-z 0-9 . _ -` (it is written into every `scan`
+/// record and typed into `report --campaign`).
+fn parse_campaign(s: &str) -> Result<String, UsageError> {
+    let s = s.trim();
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(usage(format!(
+            "--campaign {s:?}: 1 to 64 characters of letters, digits, '.', '_' and '-'"
+        )))
+    }
+}
+
+/// `--shard auto`: the shard from the batch scheduler's environment (`env` reads a variable).
+/// Kubernetes Indexed Jobs give each pod `JOB_COMPLETION_INDEX` (0-based) but not the count,
+/// which must come from `--shard-count` (the Job's `completions`). Slurm job arrays give
+/// `SLURM_ARRAY_TASK_ID`, `SLURM_ARRAY_TASK_MIN`, `SLURM_ARRAY_TASK_COUNT` and, for arrays
+/// with a step (`--array=0-30:3`), `SLURM_ARRAY_TASK_STEP`.
+pub(crate) fn shard_from_scheduler(
+    env: impl Fn(&str) -> Option<String>,
+    shard_count: Option<u32>,
+) -> Result<Shard, UsageError> {
+    let num = |k: &str| -> Result<Option<u32>, UsageError> {
+        match env(k) {
+            None => Ok(None),
+            Some(v) => v
+                .trim()
+                .parse::<u32>()
+                .map(Some)
+                .map_err(|_| usage(format!("--shard auto: {k}={v:?} is not a number"))),
+        }
+    };
+    let (index, count, source) = if let Some(index) = num("JOB_COMPLETION_INDEX")? {
+        let count = shard_count.ok_or_else(|| {
+            usage(
+                "--shard auto in a Kubernetes Indexed Job needs --shard-count N \
+                 (the Job's completions): pods are not told it",
+            )
+        })?;
+        (index, count, "JOB_COMPLETION_INDEX")
+    } else if let Some(id) = num("SLURM_ARRAY_TASK_ID")? {
+        let min = num("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
+        let step = num("SLURM_ARRAY_TASK_STEP")?.unwrap_or(1).max(1);
+        let count = match (num("SLURM_ARRAY_TASK_COUNT")?, shard_count) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(usage(format!(
+                    "--shard auto: SLURM_ARRAY_TASK_COUNT={a} but --shard-count {b}"
+                )))
+            }
+            (Some(n), _) | (None, Some(n)) => n,
+            (None, None) => {
+                return Err(usage(
+                    "--shard auto: SLURM_ARRAY_TASK_COUNT is not set; give --shard-count N",
+                ))
+            }
+        };
+        let offset = id.checked_sub(min).ok_or_else(|| {
+            usage(format!(
+                "--shard auto: SLURM_ARRAY_TASK_ID={id} below SLURM_ARRAY_TASK_MIN={min}"
+            ))
+        })?;
+        if offset % step != 0 {
+            return Err(usage(format!(
+                "--shard auto: SLURM_ARRAY_TASK_ID={id} is not on the array's step {step}"
+            )));
+        }
+        (offset / step, count, "SLURM_ARRAY_TASK_ID")
+    } else {
+        return Err(usage(
+            "--shard auto: neither JOB_COMPLETION_INDEX (Kubernetes Indexed Job) nor \
+             SLURM_ARRAY_TASK_ID (Slurm job array) is set; give --shard I/N",
+        ));
+    };
+    if count == 0 || index >= count {
+        return Err(usage(format!(
+            "--shard auto: {source} gives shard {index} of {count}, outside 0..{count}"
+        )));
+    }
+    Ok(Shard { index, count })
 }
 
 fn parse_shard(s: &str) -> Result<Shard, UsageError> {
@@ -820,6 +989,120 @@ mod tests {
             e.contains("missing.toml") && e.contains("cannot read"),
             "{e}"
         );
+    }
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| {
+            vars.iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn shard_auto_reads_kubernetes_and_slurm() {
+        let k8s = [("JOB_COMPLETION_INDEX", "3")];
+        assert_eq!(
+            shard_from_scheduler(env(&k8s), Some(8)).expect("k8s"),
+            Shard { index: 3, count: 8 }
+        );
+        // Indexed Job pods are not told the completions count.
+        let e = shard_from_scheduler(env(&k8s), None).expect_err("count");
+        assert!(e.0.contains("--shard-count"), "{e}");
+        assert!(
+            shard_from_scheduler(env(&k8s), Some(3)).is_err(),
+            "index 3 of 3"
+        );
+
+        // `sbatch --array=5-8`: ids 5..=8 are shards 0..=3.
+        let slurm = [
+            ("SLURM_ARRAY_TASK_ID", "7"),
+            ("SLURM_ARRAY_TASK_MIN", "5"),
+            ("SLURM_ARRAY_TASK_COUNT", "4"),
+        ];
+        assert_eq!(
+            shard_from_scheduler(env(&slurm), None).expect("slurm"),
+            Shard { index: 2, count: 4 }
+        );
+        assert!(
+            shard_from_scheduler(env(&slurm), Some(5)).is_err(),
+            "disagree"
+        );
+        // `--array=0-9:3`: ids 0, 3, 6, 9.
+        let stepped = [
+            ("SLURM_ARRAY_TASK_ID", "9"),
+            ("SLURM_ARRAY_TASK_MIN", "0"),
+            ("SLURM_ARRAY_TASK_STEP", "3"),
+            ("SLURM_ARRAY_TASK_COUNT", "4"),
+        ];
+        assert_eq!(
+            shard_from_scheduler(env(&stepped), None).expect("step"),
+            Shard { index: 3, count: 4 }
+        );
+        let e = shard_from_scheduler(env(&[]), Some(4)).expect_err("no scheduler");
+        assert!(
+            e.0.contains("JOB_COMPLETION_INDEX") && e.0.contains("SLURM_ARRAY_TASK_ID"),
+            "{e}"
+        );
+        let junk = [("JOB_COMPLETION_INDEX", "two")];
+        assert!(shard_from_scheduler(env(&junk), Some(4)).is_err());
+    }
+
+    #[test]
+    fn every_shard_derives_the_same_campaign() {
+        let shard = |i: u32, extra: SharedArgs| {
+            ok(SharedArgs {
+                shard: Some(format!("{i}/4")),
+                ..extra
+            })
+        };
+        let base = shard(0, SharedArgs::default()).derived_campaign("abc");
+        assert!(base.starts_with("c-") && base.len() == 18, "{base}");
+        // Another shard, on another machine with its own paths, addresses and speed.
+        let other = shard(
+            3,
+            SharedArgs {
+                out: Some("/elsewhere".into()),
+                ehlo_name: Some("scanner7.example.org".into()),
+                concurrency: Some(50),
+                ..Default::default()
+            },
+        );
+        assert_eq!(other.derived_campaign("abc"), base);
+        // Another input, shard count or measurement setting is another campaign.
+        assert_ne!(
+            shard(0, SharedArgs::default()).derived_campaign("abd"),
+            base
+        );
+        let five = ok(SharedArgs {
+            shard: Some("0/5".into()),
+            ..Default::default()
+        });
+        assert_ne!(five.derived_campaign("abc"), base);
+        let vantage = shard(
+            0,
+            SharedArgs {
+                vantage: Some("isp-b".into()),
+                ..Default::default()
+            },
+        );
+        assert_ne!(vantage.derived_campaign("abc"), base);
+    }
+
+    #[test]
+    fn campaign_names_are_checked() {
+        assert_eq!(
+            parse_campaign(" top1m-2026-12 ").expect("ok"),
+            "top1m-2026-12"
+        );
+        assert!(parse_campaign("").is_err());
+        assert!(parse_campaign("a b").is_err());
+        assert!(parse_campaign(&"x".repeat(65)).is_err());
+        let s = ok(SharedArgs {
+            campaign: Some("top1m".into()),
+            ..Default::default()
+        });
+        assert_eq!(s.campaign.as_deref(), Some("top1m"));
     }
 
     #[test]

@@ -85,6 +85,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let secs = start.elapsed().as_secs_f64();
     let lookups = domains * 3;
+    let stats = dns.stats();
     println!(
         "{}",
         serde_json::json!({
@@ -97,6 +98,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "errors": errors,
             "error_classes": classes,
             "peak_rss_mib": peak_rss_kib() / 1024,
+            "transport": {
+                "queries": stats.queries,
+                "attempt_timeouts": stats.attempt_timeouts,
+                "stray_datagrams": stats.stray_datagrams,
+                "overload_backoffs": stats.overload_backoffs,
+                "final_in_flight_limit": stats.in_flight_limits.first().map(|(_, l)| *l),
+            },
         })
     );
     Ok(())

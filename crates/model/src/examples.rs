@@ -38,6 +38,7 @@ pub fn scan() -> ScanRecord {
         smtp_probes: 1,
         certificates: 1,
         mta_sts_policies: 1,
+        campaign: "c-3f6a0c1e9d2b7a45".into(),
     }
 }
 

@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 /// TLS engine: `smtp_probe` gains `tls_engine`, `tls_fallback_reason`,
 /// `tls_fallback_detail`, `tls_fallback_transcript`, `tls_legacy`, `domain` gains
 /// `tls_legacy`; new `pkix_error` values `weak_key`, `weak_signature`.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// A string that is not part of a vocabulary.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

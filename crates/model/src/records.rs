@@ -56,6 +56,12 @@ pub struct ScanRecord {
     pub certificates: u64,
     /// `mta_sts_policy` records written.
     pub mta_sts_policies: u64,
+    /// The campaign this scan is a shard of: one logical scan split over `--shard I/N` runs,
+    /// possibly on many machines (`--campaign`, default derived from the measurement settings,
+    /// the shard count and the input checksum, so every shard agrees without coordination).
+    /// Empty in records written before schema version 4.
+    #[serde(default)]
+    pub campaign: String,
 }
 
 /// The per-domain posture: one row per domain per scan and vantage (table `domains`).

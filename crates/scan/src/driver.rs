@@ -46,6 +46,9 @@ pub struct ScanState {
     pub input_name: String,
     pub shard: String,
     pub status: ScanStatus,
+    /// The campaign given with `--campaign` (a derived one is derived again on resume).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<String>,
 }
 
 impl ScanState {
@@ -83,6 +86,42 @@ pub struct ScanJob {
     /// Shard membership test.
     pub in_shard: fn(&str, u32, u32) -> bool,
     pub shard: (u32, u32),
+    /// The campaign written into the `scan` record.
+    pub campaign: Campaign,
+}
+
+/// How the `scan` record's campaign is chosen.
+#[derive(Clone)]
+pub enum Campaign {
+    /// Given (`--campaign`).
+    Named(String),
+    /// Derived from the input's SHA-256 (known at the end of the input) by this function.
+    Derived(Arc<dyn Fn(&str) -> String + Send + Sync>),
+}
+
+impl std::fmt::Debug for Campaign {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Campaign::Named(c) => write!(f, "Named({c:?})"),
+            Campaign::Derived(_) => f.write_str("Derived(..)"),
+        }
+    }
+}
+
+impl Campaign {
+    fn name(&self) -> Option<&str> {
+        match self {
+            Campaign::Named(c) => Some(c),
+            Campaign::Derived(_) => None,
+        }
+    }
+
+    fn resolve(&self, input_sha256: &str) -> String {
+        match self {
+            Campaign::Named(c) => c.clone(),
+            Campaign::Derived(f) => f(input_sha256),
+        }
+    }
 }
 
 /// How a scan ended.
@@ -133,6 +172,16 @@ pub async fn run_scan<R: BufRead + Send + 'static>(
                 state.scan_id, state.vantage, state.shard, job.scan.vantage, job.scan.shard
             )));
         }
+        match (state.campaign, job.campaign.name()) {
+            (Some(was), Some(now)) if was != now => {
+                return Err(ScanError::Resume(format!(
+                    "scan {} was campaign {was:?}, not {now:?}",
+                    state.scan_id
+                )))
+            }
+            (Some(was), None) => job.campaign = Campaign::Named(was),
+            _ => {}
+        }
         job.scan.scan_id = state.scan_id;
         job.scan.started_at = state.started_at;
         if journal_path.exists() {
@@ -171,6 +220,7 @@ pub async fn run_scan<R: BufRead + Send + 'static>(
         input_name: job.scan.input_name.clone(),
         shard: job.scan.shard.clone(),
         status: ScanStatus::Running,
+        campaign: job.campaign.name().map(str::to_owned),
     }
     .save(&dir)?;
     let journal = Journal::open(&journal_path).map_err(|source| ScanError::State {
@@ -258,6 +308,7 @@ pub async fn run_scan<R: BufRead + Send + 'static>(
     } else {
         ScanStatus::Complete
     };
+    scan.campaign = job.campaign.resolve(&sha);
     scan.input_sha256 = sha;
     scan.domains_total = total;
     scan.input_errors = bad;
@@ -277,6 +328,7 @@ pub async fn run_scan<R: BufRead + Send + 'static>(
         input_name: scan.input_name.clone(),
         shard: scan.shard.clone(),
         status: scan.status,
+        campaign: job.campaign.name().map(str::to_owned),
     }
     .save(&dir)?;
     if scan.status == ScanStatus::Complete {

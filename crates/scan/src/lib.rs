@@ -11,7 +11,8 @@
 //! Main types: [`Scanner`] (the engines and the per-scan de-duplication), [`run_scan`] with
 //! [`ScanJob`] / [`ScanOutcome`], [`Unit`] (one domain's records, one journal line),
 //! [`verdict::assemble`], [`report::Report`] (adoption shares, vantage disagreements, history
-//! regressions).
+//! regressions), [`campaign::CampaignStatus`] (which shard runs make up a campaign, which are
+//! missing).
 //!
 //! ```
 //! use mxray_scan::input::{DomainReader, InputItem};
@@ -21,6 +22,7 @@
 //! assert!(matches!(r.next_item().unwrap(), Some(InputItem::Junk(_))));
 //! ```
 
+pub mod campaign;
 pub mod driver;
 pub mod input;
 pub mod journal;
@@ -31,6 +33,6 @@ pub mod sources;
 pub mod targets;
 pub mod verdict;
 
-pub use driver::{run_scan, ScanError, ScanJob, ScanOutcome, ScanState};
+pub use driver::{run_scan, Campaign, ScanError, ScanJob, ScanOutcome, ScanState};
 pub use pipeline::{MemoryBounds, Progress, Scanner, Unit};
 pub mod report;

@@ -655,6 +655,7 @@ fn write_record(w: &mut RowWriter<'_>, record: &Record) {
             w.u64(r.smtp_probes);
             w.u64(r.certificates);
             w.u64(r.mta_sts_policies);
+            w.str(&r.campaign);
         }
         Record::Domain(r) => {
             w.uuid(&r.scan_id);

@@ -114,6 +114,7 @@ const SCANS: &[Column] = &[
     c("smtp_probes", U64),
     c("certificates", U64),
     c("mta_sts_policies", U64),
+    c("campaign", Str),
 ];
 
 const DOMAINS: &[Column] = &[
@@ -561,6 +562,16 @@ pub const MIGRATIONS: &[Migration] = &[
                       attempt; domains.tls_legacy",
         statements: |_| Vec::new(),
         add_columns: V3_COLUMNS,
+    },
+    Migration {
+        version: 4,
+        description: "scan campaigns: scans.campaign",
+        statements: |_| Vec::new(),
+        add_columns: &[AddColumn {
+            table: RecordKind::Scan,
+            column: "campaign",
+            default: None,
+        }],
     },
 ];
 

@@ -435,6 +435,7 @@ async fn run_probe(settings: &Settings, args: &ProbeArgs) -> anyhow::Result<Exit
         smtp_probes: u64::from(!forged),
         certificates: n_certs,
         mta_sts_policies: 0,
+        campaign: String::new(),
     };
     sink.write(scan.into()).await.context("writing records")?;
     let report = sink.close().await.context("closing outputs")?;

@@ -1,13 +1,16 @@
 //! `mxray report`: adoption summary and stripping findings, from Parquet result directories
 //! (one per vantage, several allowed) or from ClickHouse.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use mxray_model::{Record, RecordKind};
+use mxray_scan::campaign::CampaignStatus;
 use mxray_scan::report::Report;
 use mxray_store::{read_table, ClickHouseConfig, TableReader};
+use uuid::Uuid;
 
 use crate::settings::{Settings, UsageError};
 
@@ -22,31 +25,32 @@ pub(crate) struct ReportArgs {
     /// Stripping findings only, with evidence.
     #[arg(long)]
     pub stripping: bool,
+    /// Report exactly this campaign: one run per shard, all of its shards. Refuses (exit 1)
+    /// while a shard is missing or incomplete, unless --partial.
+    #[arg(long, value_name = "ID")]
+    pub campaign: Option<String>,
+    /// With --campaign: report an incomplete campaign anyway, marked partial.
+    #[arg(long, requires = "campaign")]
+    pub partial: bool,
 }
 
-fn feed(report: &mut Report, rec: &Record) {
-    match rec {
-        Record::Domain(d) => report.add_domain(d),
-        Record::SmtpProbe(p) => report.add_probe(p),
-        _ => {}
-    }
+/// Where the records come from.
+enum Source<'a> {
+    ClickHouse(Box<ClickHouseConfig>),
+    Dirs(&'a [PathBuf]),
 }
 
-pub(crate) async fn run(settings: &Settings, args: &ReportArgs) -> anyhow::Result<ExitCode> {
-    let mut report = Report::default();
-    match (&settings.outputs.clickhouse, args.dirs.is_empty()) {
-        (Some(url), true) => {
-            let cfg = ClickHouseConfig::from_url(url.as_str())
-                .map_err(|e| UsageError(format!("--clickhouse: {e}")))?;
-            for kind in [RecordKind::Domain, RecordKind::SmtpProbe] {
-                for rec in read_table(&cfg, kind).await.context("reading ClickHouse")? {
-                    feed(&mut report, &rec);
+impl Source<'_> {
+    /// Streams every record of `kind` into `f`.
+    async fn each(&self, kind: RecordKind, mut f: impl FnMut(&Record)) -> anyhow::Result<()> {
+        match self {
+            Source::ClickHouse(cfg) => {
+                for rec in read_table(cfg, kind).await.context("reading ClickHouse")? {
+                    f(&rec);
                 }
             }
-        }
-        (None, false) => {
-            for dir in &args.dirs {
-                for kind in [RecordKind::Domain, RecordKind::SmtpProbe] {
+            Source::Dirs(dirs) => {
+                for dir in *dirs {
                     let path = dir.join(format!("{}.parquet", kind.table()));
                     let mut reader = TableReader::open(&path, kind)
                         .with_context(|| format!("reading {}", path.display()))?;
@@ -55,24 +59,83 @@ pub(crate) async fn run(settings: &Settings, args: &ReportArgs) -> anyhow::Resul
                         if chunk.is_empty() {
                             break;
                         }
-                        for rec in &chunk {
-                            feed(&mut report, rec);
-                        }
+                        chunk.iter().for_each(&mut f);
                     }
                 }
             }
         }
+        Ok(())
+    }
+}
+
+pub(crate) async fn run(settings: &Settings, args: &ReportArgs) -> anyhow::Result<ExitCode> {
+    let source = match (&settings.outputs.clickhouse, args.dirs.is_empty()) {
+        (Some(url), true) => Source::ClickHouse(Box::new(
+            ClickHouseConfig::from_url(url.as_str())
+                .map_err(|e| UsageError(format!("--clickhouse: {e}")))?,
+        )),
+        (None, false) => Source::Dirs(&args.dirs),
         _ => {
             return Err(UsageError(
                 "report reads either result directories or --clickhouse URL (one of them)".into(),
             )
             .into())
         }
+    };
+    let campaign = match &args.campaign {
+        None => None,
+        Some(id) => {
+            let mut scans = Vec::new();
+            source
+                .each(RecordKind::Scan, |r| {
+                    if let Record::Scan(s) = r {
+                        scans.push(s.clone());
+                    }
+                })
+                .await?;
+            let status = CampaignStatus::from_scans(id, &scans)?;
+            if !status.is_complete() && !args.partial {
+                eprint!("{}", status.render());
+                eprintln!(
+                    "mxray: error: campaign {id} is incomplete; the report would present part \
+                     of it as the whole (run the missing shards, or --partial for a report \
+                     marked partial)"
+                );
+                return Ok(ExitCode::from(1));
+            }
+            Some(status)
+        }
+    };
+    let chosen: Option<HashSet<Uuid>> = campaign.as_ref().map(|c| c.chosen_scans().collect());
+    let wanted = |scan_id: &Uuid| chosen.as_ref().is_none_or(|c| c.contains(scan_id));
+    let mut report = Report::default();
+    for kind in [RecordKind::Domain, RecordKind::SmtpProbe] {
+        source
+            .each(kind, |rec| match rec {
+                Record::Domain(d) if wanted(&d.scan_id) => report.add_domain(d),
+                Record::SmtpProbe(p) if wanted(&p.scan_id) => report.add_probe(p),
+                _ => {}
+            })
+            .await?;
     }
     report.finish();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let out = match &campaign {
+            Some(c) => serde_json::json!({
+                "campaign": c,
+                "complete": c.is_complete(),
+                "report": report,
+            }),
+            None => serde_json::to_value(&report)?,
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
+        if let Some(c) = &campaign {
+            if !c.is_complete() {
+                println!("PARTIAL CAMPAIGN: the figures below cover only the shards that ran.");
+            }
+            print!("{}", c.render());
+        }
         print!("{}", report.render(args.stripping));
     }
     Ok(ExitCode::SUCCESS)

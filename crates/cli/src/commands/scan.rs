@@ -218,6 +218,15 @@ pub(crate) async fn run(settings: &Settings, args: &ScanArgs) -> anyhow::Result<
         resume: settings.resume,
         in_shard: |d, i, n| crate::settings::Shard { index: i, count: n }.contains(d),
         shard: (settings.shard.index, settings.shard.count),
+        campaign: match &settings.campaign {
+            Some(c) => mxray_scan::Campaign::Named(c.clone()),
+            None => {
+                let s = settings.clone();
+                mxray_scan::Campaign::Derived(std::sync::Arc::new(move |sha: &str| {
+                    s.derived_campaign(sha)
+                }))
+            }
+        },
     };
 
     let progress = Arc::new(Progress::default());
