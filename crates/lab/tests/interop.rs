@@ -269,6 +269,15 @@ async fn posttls_finger_agrees_on_the_certificates() {
     let dir = tempfile_dir("ptf");
     let ca = dir.join("ca.pem");
     std::fs::write(&ca, lab.ca_pem()).expect("ca");
+    // A private configuration: posttls-finger reads $MAIL_CONFIG/main.cf, and the machine's
+    // /etc/postfix may not exist (Postfix installed without one) or say anything.
+    let mail_config = dir.join("postfix");
+    std::fs::create_dir_all(&mail_config).expect("mkdir");
+    std::fs::write(
+        mail_config.join("main.cf"),
+        "compatibility_level = 3.6\ndnssec_probe =\n",
+    )
+    .expect("main.cf");
     for (host, verdict) in [
         ("mx.good.lab.test", "Verified TLS connection"),
         ("mx.dane-ta.lab.test", "Verified TLS connection"),
@@ -282,8 +291,10 @@ async fn posttls_finger_agrees_on_the_certificates() {
         let ptf = ptf.clone();
         let ca = ca.clone();
         let host_s = host.to_owned();
+        let mail_config = mail_config.clone();
         let out = tokio::task::spawn_blocking(move || {
             Command::new(ptf)
+                .env("MAIL_CONFIG", &mail_config)
                 .args(["-c", "-l", "secure", "-F"])
                 .arg(&ca)
                 .arg(&dest)
