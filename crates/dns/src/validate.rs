@@ -49,6 +49,13 @@ const KEY_CACHE_TTL: Duration = Duration::from_secs(300);
 /// Most DNSKEY/DS RRsets kept; when full, expired entries go, then everything.
 const KEY_CACHE_CAPACITY: usize = 8192;
 
+/// Entries of hickory's cache of validated RRsets (query, RRset and RRSIGs -> proof). hickory's
+/// default is 1,048,576, a few hundred bytes each: a scan validates about six new RRsets per
+/// domain, so the cache filled after ~170,000 domains and then held several hundred MB for
+/// the rest of the scan. Re-validation pays off only for RRsets asked again within their TTL
+/// (the shared MX hosts of providers), which a small cache of the recent ones covers.
+const VALIDATION_CACHE_CAPACITY: usize = 16_384;
+
 impl KeyCache {
     fn get(&self, key: &(Name, RecordType)) -> Option<DnsResponse> {
         let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
@@ -221,7 +228,8 @@ pub(crate) async fn build_validator(
         transport,
         keys: Arc::default(),
     };
-    let handle = DnssecDnsHandle::with_trust_anchor(inner, Arc::new(anchors));
+    let handle = DnssecDnsHandle::with_trust_anchor(inner, Arc::new(anchors))
+        .validation_cache_size(VALIDATION_CACHE_CAPACITY);
     (handle, problems)
 }
 
