@@ -26,8 +26,17 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(json) = std::str::from_utf8(second) {
         if !json.contains(['\r', '\n']) {
             let line = answer_line(&key, "LOG 127.0.0.1:1", &nonce, json);
-            let opened = open_answer(&key, "LOG 127.0.0.1:1", &nonce, line.trim_end_matches('\n').as_bytes());
-            assert_eq!(opened, Ok(json), "an answer signed with the key does not open");
+            let opened = open_answer(
+                &key,
+                "LOG 127.0.0.1:1",
+                &nonce,
+                line.trim_end_matches('\n').as_bytes(),
+            );
+            assert_eq!(
+                opened,
+                Ok(json),
+                "an answer signed with the key does not open"
+            );
             let _ = serde_json::from_str::<ClientLog>(json);
             let _ = serde_json::from_str::<Expectation>(json);
         }

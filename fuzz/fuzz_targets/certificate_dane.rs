@@ -22,7 +22,11 @@ fuzz_target!(|data: &[u8]| {
         usage: head[0] % 5,
         selector: head[1] % 3,
         matching_type: head[2] % 4,
-        data: der.iter().take(data_len).map(|b| format!("{b:02x}")).collect(),
+        data: der
+            .iter()
+            .take(data_len)
+            .map(|b| format!("{b:02x}"))
+            .collect(),
     };
     let _ = is_usable(&tlsa);
     let _ = matches_cert(&tlsa, &cert);

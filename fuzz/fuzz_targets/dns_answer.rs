@@ -62,7 +62,10 @@ fuzz_target!(|data: &[u8]| {
                     }
                     other => {
                         if let Some(t) = tlsa_record(other) {
-                            assert!(t.data.len() % 2 == 0 && t.data.bytes().all(|b| b.is_ascii_hexdigit()));
+                            assert!(
+                                t.data.len() % 2 == 0
+                                    && t.data.bytes().all(|b| b.is_ascii_hexdigit())
+                            );
                         }
                     }
                 }

@@ -3,7 +3,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mxray_mtasts::{check_media_type, check_response, mx_pattern_matches, mx_patterns_for_log, parse_policy};
+use mxray_mtasts::{
+    check_media_type, check_response, mx_pattern_matches, mx_patterns_for_log, parse_policy,
+};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&sel, rest)) = data.split_first() else {
@@ -17,9 +19,16 @@ fuzz_target!(|data: &[u8]| {
     let _ = check_response(status, Some(header), Some(header));
     let parsed = parse_policy(&text);
     if let Ok(policy) = &parsed.policy {
-        assert!(policy.max_age <= mxray_mtasts::MAX_AGE_LIMIT, "max_age over RFC 8461's bound");
+        assert!(
+            policy.max_age <= mxray_mtasts::MAX_AGE_LIMIT,
+            "max_age over RFC 8461's bound"
+        );
         let summary = mx_patterns_for_log(&policy.mx);
-        assert!(summary.len() <= 1024, "unbounded log line: {} bytes", summary.len());
+        assert!(
+            summary.len() <= 1024,
+            "unbounded log line: {} bytes",
+            summary.len()
+        );
         for host in ["mx.example.com", "example.com", header] {
             let _ = policy.matching_pattern(host);
         }

@@ -53,7 +53,10 @@ fuzz_target!(|data: &[u8]| {
                 let _ = d.on_tls_established();
             }
             Action::Send(line) => {
-                assert!(!line.contains(['\r', '\n']), "a command line with a line end");
+                assert!(
+                    !line.contains(['\r', '\n']),
+                    "a command line with a line end"
+                );
             }
             _ => {}
         }

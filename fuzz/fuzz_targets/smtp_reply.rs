@@ -43,7 +43,11 @@ fuzz_target!(|data: &[u8]| {
     let mut cuts = [cut(*a), cut(*b)];
     cuts.sort_unstable();
     let whole = parse(wire, &[]);
-    assert_eq!(whole, parse(wire, &cuts), "the parse depends on the read boundaries");
+    assert_eq!(
+        whole,
+        parse(wire, &cuts),
+        "the parse depends on the read boundaries"
+    );
     for reply in whole.iter().flatten() {
         let keywords = ehlo_keywords(reply);
         let _ = advertises_starttls(&keywords);

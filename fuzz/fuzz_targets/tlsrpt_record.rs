@@ -8,7 +8,11 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let records: Vec<String> = text.split('\n').map(str::to_owned).collect();
     let r = parse_tlsrpt(&records);
-    assert_eq!(r.valid, r.error.is_none(), "valid and error disagree: {r:?}");
+    assert_eq!(
+        r.valid,
+        r.error.is_none(),
+        "valid and error disagree: {r:?}"
+    );
     if r.valid {
         assert!(!r.rua.is_empty(), "a valid record without a usable rua");
     }

@@ -725,7 +725,8 @@ pub fn fuzz_control_request(request: &[u8], logged: &[u8]) {
             return;
         };
         let text = std::str::from_utf8(line).expect("an answered request is UTF-8");
-        let (command, nonce) = auth::open_request(&key, text).expect("an answered request verifies");
+        let (command, nonce) =
+            auth::open_request(&key, text).expect("an answered request verifies");
         let json = auth::open_answer(&key, &command, &nonce, answer.trim_end().as_bytes())
             .expect("the endpoint's answers verify with its key");
         serde_json::from_str::<serde_json::Value>(json).expect("the endpoint answers JSON");
