@@ -706,6 +706,39 @@ fn control_reply(
     }
 }
 
+/// For the fuzz target `canary_control` (`fuzz/`), not an API: `request` as a raw control
+/// line and, when it is one UTF-8 line, as the command of a correctly authenticated request,
+/// through the endpoint's pure core, with a fixed key and a log holding one connection that
+/// received `logged`. Panics when an answer the endpoint gives does not verify with its own
+/// key or is not JSON: that would be a bug, which the fuzzer reports as a crash.
+#[doc(hidden)]
+pub fn fuzz_control_request(request: &[u8], logged: &[u8]) {
+    let log = CanaryLog::new(2, 4096, None);
+    let client = SocketAddr::from(([127, 0, 99, 1], 4000));
+    let id = log.open(SocketAddr::from(([127, 0, 0, 1], 25)), client, false);
+    log.append(id, Field::ReceivedPlain, logged);
+    let exp = Expectation::new(&CannedReplies::default(), vec!["00".into()]);
+    let key = ControlKey::from_bytes([7; auth::KEY_LEN]);
+    let nonce = [3u8; auth::NONCE_LEN];
+    let check = |line: &[u8]| {
+        let ControlReply::Answer(answer) = control_reply(line, &key, &log, &exp) else {
+            return;
+        };
+        let text = std::str::from_utf8(line).expect("an answered request is UTF-8");
+        let (command, nonce) =
+            auth::open_request(&key, text).expect("an answered request verifies");
+        let json = auth::open_answer(&key, &command, &nonce, answer.trim_end().as_bytes())
+            .expect("the endpoint's answers verify with its key");
+        serde_json::from_str::<serde_json::Value>(json).expect("the endpoint answers JSON");
+    };
+    check(request);
+    if let Ok(command) = std::str::from_utf8(request) {
+        if !command.contains(['\r', '\n']) {
+            check(auth::request_line(&key, command, &nonce).as_bytes());
+        }
+    }
+}
+
 /// Concurrent control-endpoint connections.
 const CONTROL_SESSIONS: usize = 64;
 

@@ -17,7 +17,7 @@ use crate::transport::{DnsStats, Failure, Transport};
 use crate::validate::{build_validator, decode_failure, validated_lookup, Validator};
 use crate::wire::{
     ad_status, better_outcome, display_name, ede_of, follow, join_txt, outcome_of, parse_name,
-    status_of_proof, validated_status, weaker, QueryFlags, MAX_CNAME_HOPS,
+    status_of_proof, tlsa_record, validated_status, weaker, QueryFlags, MAX_CNAME_HOPS,
 };
 use crate::{DnsConfig, DnsError, DnssecMode, TrustAnchorSet, MAX_MX_HOSTS};
 
@@ -877,19 +877,7 @@ impl DnsCollector {
                 tlsa_dnssec = l.dnssec;
                 tlsa_ttl = l.ttl;
                 if l.outcome == DnsOutcome::NoError {
-                    tlsa = l
-                        .records
-                        .iter()
-                        .filter_map(|r| match r {
-                            RData::TLSA(t) => Some(TlsaRecord {
-                                usage: u8::from(t.cert_usage),
-                                selector: u8::from(t.selector),
-                                matching_type: u8::from(t.matching),
-                                data: hex::encode(&t.cert_data),
-                            }),
-                            _ => None,
-                        })
-                        .collect();
+                    tlsa = l.records.iter().filter_map(tlsa_record).collect();
                     tlsa_owner = Some(display_name(&owner));
                     break;
                 }

@@ -6,7 +6,7 @@ use hickory_proto::op::{Edns, Header, Message, MessageType, OpCode, Query, Respo
 use hickory_proto::rr::rdata::opt::EdnsOption;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
-use mxray_model::{DnsOutcome, DnssecStatus};
+use mxray_model::{DnsOutcome, DnssecStatus, TlsaRecord};
 
 /// Longest CNAME chain followed (across responses) before giving up as `malformed`.
 pub const MAX_CNAME_HOPS: usize = 8;
@@ -391,6 +391,20 @@ pub fn better_outcome(a: DnsOutcome, b: DnsOutcome) -> DnsOutcome {
 pub fn join_txt(data: &[Box<[u8]>]) -> String {
     let bytes: Vec<u8> = data.iter().flat_map(|s| s.iter().copied()).collect();
     String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// The `dns_host.tlsa` entry of a TLSA RDATA (certificate data as lower-case hex); `None` for
+/// any other record type.
+pub fn tlsa_record(rdata: &RData) -> Option<TlsaRecord> {
+    match rdata {
+        RData::TLSA(t) => Some(TlsaRecord {
+            usage: u8::from(t.cert_usage),
+            selector: u8::from(t.selector),
+            matching_type: u8::from(t.matching),
+            data: hex::encode(&t.cert_data),
+        }),
+        _ => None,
+    }
 }
 
 /// Lower-case presentation form without the trailing dot (`.` for the root).
