@@ -93,7 +93,11 @@ fn in_net_namespace(test: &str) -> bool {
         stdout.contains("1 passed"),
         "the namespaced run did not run {test}: {stdout}"
     );
-    for line in stdout.lines().filter(|l| l.starts_with("hostile:")) {
+    // libtest may print `test NAME ... ` in front of the first line.
+    for line in stdout
+        .lines()
+        .filter_map(|l| l.find("hostile:").map(|i| &l[i..]))
+    {
         eprintln!("{line}");
     }
     false
@@ -225,9 +229,11 @@ fn hostile_peers_get_their_class_and_cost_no_good_domain_its_record() {
         wrong.push(format!("mxray exited {}: {err_text}", m.status));
     }
     // First attempts: DNS 3 attempts of T, the greeting 2T, the fetch 2T; then the second
-    // attempts of the transient failures at the retry rate, each as long again.
+    // attempts of the transient failures at the retry rate, each as long again; 20 s for
+    // starting 2,000 connections at the default rate and a loaded CI machine. A hang shows
+    // up far beyond it: the session deadline is 60 s, a hostile server holds up to 120 s.
     let t = TIMEOUT_SECS;
-    let wall_bound = Duration::from_secs_f64(2.0 * (4.0 * t) + load as f64 / RETRY_RATE + 10.0);
+    let wall_bound = Duration::from_secs_f64(2.0 * (4.0 * t) + load as f64 / RETRY_RATE + 20.0);
     if m.wall > wall_bound {
         wrong.push(format!("the scan took {:?}, over {wall_bound:?}", m.wall));
     }
