@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::StoreError;
-use crate::schema::{self, quote_ident, MIGRATIONS, MIGRATIONS_TABLE};
+use crate::schema::{self, quote_ident, Layout, MIGRATIONS, MIGRATIONS_TABLE};
 
 /// Where and how to write to ClickHouse. Build it with [`ClickHouseConfig::from_url`], then
 /// adjust the public fields; every default is documented on its field.
@@ -49,6 +49,10 @@ pub struct ClickHouseConfig {
     /// Where spilled batches go (a Parquet result directory that `mxray load` ingests).
     /// Default `./mxray-spill/<uuid v7>/`, created only if something spills.
     pub spill_dir: PathBuf,
+    /// `Some(name)`: [`migrate`] lays the database out for that ClickHouse cluster
+    /// ([`Layout::Cluster`]: `ON CLUSTER` DDL, replicated local tables, Distributed public
+    /// tables). Writers and readers need not set it: they use the public names either way.
+    pub cluster: Option<String>,
 }
 
 impl std::fmt::Debug for ClickHouseConfig {
@@ -64,6 +68,7 @@ impl std::fmt::Debug for ClickHouseConfig {
             .field("request_timeout", &self.request_timeout)
             .field("spill_after", &self.spill_after)
             .field("spill_dir", &self.spill_dir)
+            .field("cluster", &self.cluster)
             .finish_non_exhaustive()
     }
 }
@@ -145,7 +150,28 @@ impl ClickHouseConfig {
             spill_after: Duration::from_secs(60),
             probe_interval: Duration::from_secs(1),
             spill_dir: PathBuf::from("mxray-spill").join(Uuid::now_v7().to_string()),
+            cluster: None,
         })
+    }
+
+    /// The same server, migrating for a cluster (`mxray migrate --cluster NAME`).
+    pub fn with_cluster(mut self, cluster: &str) -> Result<Self, StoreError> {
+        if !schema::valid_cluster_name(cluster) {
+            return Err(StoreError::InvalidUrl {
+                url: self.url.clone(),
+                reason: format!("cluster name {cluster:?} must be letters, digits and _"),
+            });
+        }
+        self.cluster = Some(cluster.to_owned());
+        Ok(self)
+    }
+
+    /// The layout [`migrate`] creates.
+    pub fn layout(&self) -> Layout {
+        match &self.cluster {
+            Some(name) => Layout::Cluster(name.clone()),
+            None => Layout::Single,
+        }
     }
 
     /// The same server with another database (tests use one database each).
@@ -163,8 +189,17 @@ impl ClickHouseConfig {
     /// A client for this server, without a default database (every statement here names its
     /// database), RowBinary without validation (ClickHouse 18.16 lacks
     /// `RowBinaryWithNamesAndTypes`).
+    ///
+    /// Inserts into a `Distributed` table (a cluster's public tables) are synchronous
+    /// (`insert_distributed_sync`): the server answers only when every shard's replica has the
+    /// rows, so an acknowledged batch is never held in one node's send queue alone, and a
+    /// failed batch is retried whole; the retry splits into the same per-shard blocks, which
+    /// replicated tables deduplicate. On a single server the setting has no effect.
     pub fn client(&self) -> Client {
-        let mut c = Client::default().with_url(&self.url).with_validation(false);
+        let mut c = Client::default()
+            .with_url(&self.url)
+            .with_validation(false)
+            .with_setting("insert_distributed_sync", "1");
         if let Some(u) = &self.user {
             c = c.with_user(u);
         }
@@ -255,16 +290,17 @@ pub async fn schema_version(config: &ClickHouseConfig) -> Result<u32, StoreError
 /// than [`schema::latest_version`] ([`StoreError::SchemaTooNew`]).
 pub async fn migrate(config: &ClickHouseConfig) -> Result<MigrationReport, StoreError> {
     health_check(config).await?;
-    let db = quote_ident(&config.database);
+    let layout = config.layout();
+    let db = &config.database;
     execute(
         config,
-        &format!("CREATE DATABASE IF NOT EXISTS {db}"),
-        &format!("CREATE DATABASE {}", config.database),
+        &layout.create_database(db),
+        &format!("CREATE DATABASE {db}"),
     )
     .await?;
     execute(
         config,
-        &schema::create_migrations_table(&config.database),
+        &layout.create_migrations_table(db),
         "CREATE TABLE schema_migrations",
     )
     .await?;
@@ -277,20 +313,27 @@ pub async fn migrate(config: &ClickHouseConfig) -> Result<MigrationReport, Store
             supported,
         });
     }
+    let pending: Vec<&schema::Migration> = MIGRATIONS.iter().filter(|m| m.version > from).collect();
+    // Writers connect to any node without `--cluster` and use the public names: a current
+    // schema needs no check. A change, or an explicit cluster layout, must match what exists.
+    if !pending.is_empty() || config.cluster.is_some() {
+        check_layout(config, &layout).await?;
+    }
     let mut applied = Vec::new();
-    for m in MIGRATIONS.iter().filter(|m| m.version > from) {
-        for stmt in (m.statements)(&config.database) {
-            let context = stmt.lines().next().unwrap_or("DDL").trim_end_matches(" (");
-            execute(config, &stmt, context).await?;
+    for m in pending {
+        for &kind in m.creates {
+            for stmt in layout.create_table(db, kind) {
+                let context = stmt.lines().next().unwrap_or("DDL").trim_end_matches(" (");
+                execute(config, &stmt, context).await?;
+            }
         }
         for add in m.add_columns {
-            if column_exists(config, add.table.table(), add.column).await? {
+            if column_exists(config, &layout.storage_table(add.table), add.column).await? {
                 continue;
             }
-            let Some(stmt) = add.statement(&config.database) else {
-                continue;
-            };
-            execute(config, &stmt, &stmt).await?;
+            for stmt in layout.add_column(db, add) {
+                execute(config, &stmt, &stmt).await?;
+            }
         }
         let insert = format!(
             "INSERT INTO {} (version, description, applied_at, tool_version) \
@@ -316,6 +359,42 @@ pub async fn migrate(config: &ClickHouseConfig) -> Result<MigrationReport, Store
         from,
         to: from.max(applied.last().copied().unwrap_or(from)),
         applied,
+    })
+}
+
+/// Refuses to migrate a cluster's database as a single server (the change would reach one
+/// node only) or a single server's database as a cluster: the engine of the existing `scans`
+/// table tells which it is.
+async fn check_layout(config: &ClickHouseConfig, layout: &Layout) -> Result<(), StoreError> {
+    let engines: Vec<String> = with_timeout(
+        config.request_timeout,
+        config
+            .client()
+            .query("SELECT engine FROM system.tables WHERE database = ? AND name = ?")
+            .bind(config.database.as_str())
+            .bind(RecordKind::Scan.table())
+            .fetch_all::<String>(),
+    )
+    .await
+    .map_err(|e| StoreError::clickhouse("read system.tables", &e))?;
+    let Some(found) = engines.into_iter().next() else {
+        return Ok(()); // a new database
+    };
+    let distributed = found == "Distributed";
+    let advice = match (layout, distributed) {
+        (Layout::Single, true) => {
+            "it is laid out for a cluster: migrate it with `mxray migrate --cluster NAME`"
+        }
+        (Layout::Cluster(_), false) => {
+            "it was created for a single server; a cluster needs a new database \
+             (copy the data with INSERT ... SELECT)"
+        }
+        _ => return Ok(()),
+    };
+    Err(StoreError::LayoutMismatch {
+        database: config.database.clone(),
+        found,
+        advice: advice.to_owned(),
     })
 }
 

@@ -47,6 +47,18 @@ pub enum StoreError {
         /// [`crate::schema::latest_version`].
         supported: u32,
     },
+    /// The database is laid out for a cluster and mxray was asked to migrate it as a single
+    /// server, or the other way round: migrating it would leave the nodes with different
+    /// schemas.
+    #[error("database {database:?} holds {found} tables; {advice}")]
+    LayoutMismatch {
+        /// Database name.
+        database: String,
+        /// What the server has (`Distributed` or `ReplacingMergeTree`).
+        found: String,
+        /// What to do instead.
+        advice: String,
+    },
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

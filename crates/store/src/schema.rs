@@ -305,41 +305,75 @@ pub fn kind_of_table(table: &str) -> Option<RecordKind> {
 /// per MX host (`dns_hosts`), per canary over time (`canary_results`: target, time; the local
 /// port tells two probes of one scan apart); the vantage follows so one vantage's history is contiguous.
 /// `scan_id` is a UUID v7 and therefore time-ordered as well.
-pub fn engine_clause(kind: RecordKind) -> &'static str {
+pub fn engine_clause(kind: RecordKind) -> String {
+    format!(
+        "ENGINE = ReplacingMergeTree({}) {}",
+        version_column(kind).unwrap_or(""),
+        engine_keys(kind)
+    )
+}
+
+/// The version column of a table's `ReplacingMergeTree` (the row with the highest wins).
+fn version_column(kind: RecordKind) -> Option<&'static str> {
     match kind {
-        RecordKind::Scan => {
-            // A scan is written when it starts (`running`) and again when it ends; the final
-            // row must win whatever the insert order (a spilled `running` row may be loaded
-            // after the `complete` one), hence the version column of [`extra_columns`].
-            "ENGINE = ReplacingMergeTree(row_version) PARTITION BY toYYYYMM(started_at) \
-             ORDER BY (scan_id, vantage)"
-        }
+        // A scan is written when it starts (`running`) and again when it ends; the final row
+        // must win whatever the insert order (a spilled `running` row may be loaded after the
+        // `complete` one), hence the version column of [`extra_columns`].
+        RecordKind::Scan => Some("row_version"),
+        _ => None,
+    }
+}
+
+/// Partitioning and sorting key of a table (see [`engine_clause`]).
+fn engine_keys(kind: RecordKind) -> &'static str {
+    match kind {
+        RecordKind::Scan => "PARTITION BY toYYYYMM(started_at) ORDER BY (scan_id, vantage)",
         RecordKind::Domain => {
-            "ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(scanned_at) \
-             ORDER BY (domain, scanned_at, vantage, scan_id)"
+            "PARTITION BY toYYYYMM(scanned_at) ORDER BY (domain, scanned_at, vantage, scan_id)"
         }
         RecordKind::DnsHost => {
-            "ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(resolved_at) \
-             ORDER BY (host, resolved_at, vantage, scan_id)"
+            "PARTITION BY toYYYYMM(resolved_at) ORDER BY (host, resolved_at, vantage, scan_id)"
         }
         RecordKind::SmtpProbe => {
-            "ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(probed_at) \
+            "PARTITION BY toYYYYMM(probed_at) \
              ORDER BY (ip, port, probed_at, vantage, scan_id, ifNull(sni, ''))"
         }
-        RecordKind::Certificate => {
-            // Deduplicated by SHA-256 across all scans: no time partition (a certificate has no
-            // scan date of its own, and a partition per month would keep one copy per month).
-            "ENGINE = ReplacingMergeTree() ORDER BY sha256"
-        }
+        // Deduplicated by SHA-256 across all scans: no time partition (a certificate has no
+        // scan date of its own, and a partition per month would keep one copy per month).
+        RecordKind::Certificate => "ORDER BY sha256",
         RecordKind::MtaStsPolicy => {
-            "ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(fetched_at) \
-             ORDER BY (domain, fetched_at, vantage, scan_id)"
+            "PARTITION BY toYYYYMM(fetched_at) ORDER BY (domain, fetched_at, vantage, scan_id)"
         }
         RecordKind::CanaryResult => {
-            "ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(probed_at) \
+            "PARTITION BY toYYYYMM(probed_at) \
              ORDER BY (target_ip, target_port, probed_at, vantage, scan_id, \
              ifNull(local_port, 0))"
         }
+    }
+}
+
+/// The column whose hash picks a row's shard on a cluster ([`Layout::Cluster`]): the first
+/// column of the sorting key, so every copy of a record (a retried batch, a reloaded spill)
+/// lands on the same shard and collapses there, and a domain's (or an IP's) history stays on
+/// one shard.
+pub fn shard_column(kind: RecordKind) -> &'static str {
+    match kind {
+        RecordKind::Scan => "scan_id",
+        RecordKind::Domain | RecordKind::MtaStsPolicy => "domain",
+        RecordKind::DnsHost => "host",
+        RecordKind::SmtpProbe => "ip",
+        RecordKind::Certificate => "sha256",
+        RecordKind::CanaryResult => "target_ip",
+    }
+}
+
+/// The sharding expression of a table's `Distributed` engine: a hash that is stable across
+/// ClickHouse versions and machines (`cityHash64` of the column's text).
+pub fn sharding_key(kind: RecordKind) -> String {
+    let col = shard_column(kind);
+    match kind {
+        RecordKind::Scan => format!("cityHash64(toString({col}))"),
+        _ => format!("cityHash64({col})"),
     }
 }
 
@@ -373,33 +407,162 @@ pub fn quote_ident(name: &str) -> String {
     out
 }
 
-/// `CREATE TABLE IF NOT EXISTS` for one record table.
+/// `CREATE TABLE IF NOT EXISTS` for one record table on a single server.
 pub fn create_table(database: &str, kind: RecordKind) -> String {
+    create_table_on(database, kind.table(), kind, &engine_clause(kind), true, "")
+}
+
+/// `CREATE TABLE IF NOT EXISTS db.name [ON CLUSTER]` with the columns of `kind` (and its
+/// server-computed [`extra_columns`] when `with_extra`).
+fn create_table_on(
+    database: &str,
+    name: &str,
+    kind: RecordKind,
+    engine: &str,
+    with_extra: bool,
+    on_cluster: &str,
+) -> String {
+    let extra: &[&str] = if with_extra { extra_columns(kind) } else { &[] };
     let cols: Vec<String> = columns(kind)
         .iter()
         .map(|col| format!("    {} {}", col.name, col.clickhouse_type()))
-        .chain(extra_columns(kind).iter().map(|c| format!("    {c}")))
+        .chain(extra.iter().map(|c| format!("    {c}")))
         .collect();
     format!(
-        "CREATE TABLE IF NOT EXISTS {}.{} (\n{}\n) {}",
+        "CREATE TABLE IF NOT EXISTS {}.{name}{on_cluster} (\n{}\n) {engine}",
         quote_ident(database),
-        kind.table(),
         cols.join(",\n"),
-        engine_clause(kind)
     )
 }
 
 /// Name of the table that records applied migrations.
 pub const MIGRATIONS_TABLE: &str = "schema_migrations";
 
-/// `CREATE TABLE IF NOT EXISTS` for the migrations table.
+const MIGRATIONS_COLUMNS: &str = "version UInt32,\n    description String,\n    \
+                                  applied_at DateTime,\n    tool_version String";
+
+/// `CREATE TABLE IF NOT EXISTS` for the migrations table (single server).
 pub fn create_migrations_table(database: &str) -> String {
-    format!(
-        "CREATE TABLE IF NOT EXISTS {}.{MIGRATIONS_TABLE} (\n    version UInt32,\n    \
-         description String,\n    applied_at DateTime,\n    tool_version String\n) \
-         ENGINE = ReplacingMergeTree() ORDER BY version",
-        quote_ident(database)
-    )
+    Layout::Single.create_migrations_table(database)
+}
+
+/// Suffix of the per-node table that holds a shard's rows on a cluster (`domains_local`).
+pub const LOCAL_SUFFIX: &str = "_local";
+
+/// Where the tables live.
+///
+/// - `Single`: one server; each record table is a `ReplacingMergeTree` under its public name.
+/// - `Cluster(name)`: a ClickHouse cluster defined in the servers' `remote_servers`, with
+///   `{shard}` and `{replica}` macros (the `replica` value unique over the whole cluster). Each
+///   record table is a `ReplicatedReplacingMergeTree` named `<table>_local` on every node
+///   (replicated within its shard through ZooKeeper path `/clickhouse/tables/{shard}/<db>/<table>`)
+///   and a `Distributed` table under the public name, sharded by [`sharding_key`]. Readers
+///   and writers use the public names, so SQL written for one server runs unchanged. Every DDL
+///   statement is `ON CLUSTER`. `schema_migrations` is replicated to every node (one ZooKeeper
+///   path for all shards), so each node knows the cluster's schema version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layout {
+    /// One server.
+    Single,
+    /// A cluster of replicated shards, by its name in `remote_servers`.
+    Cluster(String),
+}
+
+/// Whether `name` can be a cluster name (letters, digits, `_`; as in `remote_servers`).
+pub fn valid_cluster_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+}
+
+impl Layout {
+    fn on_cluster(&self) -> String {
+        match self {
+            Layout::Single => String::new(),
+            Layout::Cluster(name) => format!(" ON CLUSTER {name}"),
+        }
+    }
+
+    /// `CREATE DATABASE IF NOT EXISTS`.
+    pub fn create_database(&self, database: &str) -> String {
+        format!(
+            "CREATE DATABASE IF NOT EXISTS {}{}",
+            quote_ident(database),
+            self.on_cluster()
+        )
+    }
+
+    /// `CREATE TABLE IF NOT EXISTS` for [`MIGRATIONS_TABLE`].
+    pub fn create_migrations_table(&self, database: &str) -> String {
+        let engine = match self {
+            Layout::Single => "ReplacingMergeTree()".to_owned(),
+            Layout::Cluster(_) => format!(
+                "ReplicatedReplacingMergeTree('/clickhouse/tables/all/{database}/{MIGRATIONS_TABLE}', \
+                 '{{replica}}')"
+            ),
+        };
+        format!(
+            "CREATE TABLE IF NOT EXISTS {}.{MIGRATIONS_TABLE}{} (\n    {MIGRATIONS_COLUMNS}\n) \
+             ENGINE = {engine} ORDER BY version",
+            quote_ident(database),
+            self.on_cluster()
+        )
+    }
+
+    /// The table that stores `kind`'s rows on one server: the public name, or on a cluster
+    /// the node's `<table>_local`.
+    pub fn storage_table(&self, kind: RecordKind) -> String {
+        match self {
+            Layout::Single => kind.table().to_owned(),
+            Layout::Cluster(_) => format!("{}{LOCAL_SUFFIX}", kind.table()),
+        }
+    }
+
+    /// The statements that create `kind`'s table(s), in order.
+    pub fn create_table(&self, database: &str, kind: RecordKind) -> Vec<String> {
+        match self {
+            Layout::Single => vec![create_table(database, kind)],
+            Layout::Cluster(cluster) => {
+                let local = self.storage_table(kind);
+                let version = version_column(kind)
+                    .map(|v| format!(", {v}"))
+                    .unwrap_or_default();
+                let engine = format!(
+                    "ENGINE = ReplicatedReplacingMergeTree(\
+                     '/clickhouse/tables/{{shard}}/{database}/{}', '{{replica}}'{version}) {}",
+                    kind.table(),
+                    engine_keys(kind)
+                );
+                // The Distributed table lists the inserted columns only: ClickHouse 18.16
+                // refuses an insert into a Distributed table that has a MATERIALIZED column;
+                // the local table computes it.
+                let distributed = format!(
+                    "ENGINE = Distributed({cluster}, '{database}', '{local}', {})",
+                    sharding_key(kind)
+                );
+                let on = self.on_cluster();
+                vec![
+                    create_table_on(database, &local, kind, &engine, true, &on),
+                    create_table_on(database, kind.table(), kind, &distributed, false, &on),
+                ]
+            }
+        }
+    }
+
+    /// The statements that add a column: to the table, or on a cluster to the local tables
+    /// and then to the Distributed table.
+    pub fn add_column(&self, database: &str, add: &AddColumn) -> Vec<String> {
+        let on = self.on_cluster();
+        let mut tables = vec![self.storage_table(add.table)];
+        if matches!(self, Layout::Cluster(_)) {
+            tables.push(add.table.table().to_owned());
+        }
+        tables
+            .iter()
+            .filter_map(|t| add.statement_for(database, t, &on))
+            .collect()
+    }
 }
 
 /// One versioned schema migration.
@@ -410,8 +573,8 @@ pub struct Migration {
     pub version: u32,
     /// What it does, in words (stored in `schema_migrations`).
     pub description: &'static str,
-    /// The statements, each idempotent (`IF NOT EXISTS`), for a database name.
-    pub statements: fn(&str) -> Vec<String>,
+    /// The tables this migration creates (their DDL comes from [`Layout::create_table`]).
+    pub creates: &'static [RecordKind],
     /// Columns added to existing tables. ClickHouse 18.16 has no `ADD COLUMN IF NOT EXISTS`,
     /// so `migrate` adds each one only when `system.columns` lacks it; the column's type comes
     /// from the table's column list ([`columns`]), so it is written down once.
@@ -431,17 +594,21 @@ pub struct AddColumn {
 }
 
 impl AddColumn {
-    /// The `ALTER TABLE ... ADD COLUMN` statement (portable to 18.16: no `IF NOT EXISTS`).
+    /// The `ALTER TABLE ... ADD COLUMN` statement on a single server (portable to 18.16: no
+    /// `IF NOT EXISTS`).
     pub fn statement(&self, database: &str) -> Option<String> {
+        self.statement_for(database, self.table.table(), "")
+    }
+
+    fn statement_for(&self, database: &str, table: &str, on_cluster: &str) -> Option<String> {
         let col = columns(self.table).iter().find(|c| c.name == self.column)?;
         let default = self
             .default
             .map(|d| format!(" DEFAULT {d}"))
             .unwrap_or_default();
         Some(format!(
-            "ALTER TABLE {}.{} ADD COLUMN {} {}{default}",
+            "ALTER TABLE {}.{table}{on_cluster} ADD COLUMN {} {}{default}",
             quote_ident(database),
-            self.table.table(),
             col.name,
             col.clickhouse_type()
         ))
@@ -457,17 +624,6 @@ const V1_TABLES: &[RecordKind] = &[
     RecordKind::Certificate,
     RecordKind::MtaStsPolicy,
 ];
-
-fn v1(database: &str) -> Vec<String> {
-    V1_TABLES
-        .iter()
-        .map(|&k| create_table(database, k))
-        .collect()
-}
-
-fn v2(database: &str) -> Vec<String> {
-    vec![create_table(database, RecordKind::CanaryResult)]
-}
 
 const V3_COLUMNS: &[AddColumn] = &[
     AddColumn {
@@ -544,13 +700,13 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 1,
         description:
             "tables scans, domains, dns_hosts, smtp_probes, certificates, mta_sts_policies",
-        statements: v1,
+        creates: V1_TABLES,
         add_columns: &[],
     },
     Migration {
         version: 2,
         description: "table canary_results (canary probe verdicts)",
-        statements: v2,
+        creates: &[RecordKind::CanaryResult],
         add_columns: &[],
     },
     Migration {
@@ -560,13 +716,13 @@ pub const MIGRATIONS: &[Migration] = &[
                       tls_engine, tls_fallback_reason, tls_fallback_detail, \
                       tls_fallback_transcript, tls_legacy; dns_hosts.a_dnssec, aaaa_dnssec, \
                       attempt; domains.tls_legacy",
-        statements: |_| Vec::new(),
+        creates: &[],
         add_columns: V3_COLUMNS,
     },
     Migration {
         version: 4,
         description: "scan campaigns: scans.campaign",
-        statements: |_| Vec::new(),
+        creates: &[],
         add_columns: &[AddColumn {
             table: RecordKind::Scan,
             column: "campaign",
@@ -580,15 +736,18 @@ pub fn latest_version() -> u32 {
     MIGRATIONS.last().map_or(0, |m| m.version)
 }
 
-/// Every DDL statement of a fresh install, in order: the database, the migrations table, and
-/// every migration. Used by `migrate` and by the chDB portability check.
+/// Every DDL statement of a fresh install on one server, in order: the database, the
+/// migrations table, and every migration. Used by the chDB portability check.
 pub fn ddl_statements(database: &str) -> Vec<String> {
+    let layout = Layout::Single;
     let mut out = vec![
-        format!("CREATE DATABASE IF NOT EXISTS {}", quote_ident(database)),
-        create_migrations_table(database),
+        layout.create_database(database),
+        layout.create_migrations_table(database),
     ];
     for m in MIGRATIONS {
-        out.extend((m.statements)(database));
+        for &k in m.creates {
+            out.extend(layout.create_table(database, k));
+        }
     }
     out
 }
@@ -628,18 +787,113 @@ mod tests {
         for &k in TABLES {
             let creating: Vec<u32> = MIGRATIONS
                 .iter()
-                .filter(|m| {
-                    (m.statements)("mxray")
-                        .iter()
-                        .any(|s| s.contains(&format!("`mxray`.{} (", k.table())))
-                })
+                .filter(|m| m.creates.contains(&k))
                 .map(|m| m.version)
                 .collect();
             assert_eq!(creating.len(), 1, "{}: {creating:?}", k.table());
         }
-        let v2: Vec<String> = (MIGRATIONS[1].statements)("mxray");
-        assert_eq!(v2.len(), 1);
-        assert!(v2[0].contains("canary_results"), "{}", v2[0]);
+        assert_eq!(MIGRATIONS[1].creates, &[RecordKind::CanaryResult]);
+    }
+
+    #[test]
+    fn cluster_ddl_is_replicated_local_tables_under_distributed_public_names() {
+        let layout = Layout::Cluster("c1".into());
+        for &k in TABLES {
+            let stmts = layout.create_table("db", k);
+            assert_eq!(stmts.len(), 2, "{stmts:?}");
+            let (local, dist) = (&stmts[0], &stmts[1]);
+            assert!(
+                local.starts_with(&format!(
+                    "CREATE TABLE IF NOT EXISTS `db`.{}_local ON CLUSTER c1 (",
+                    k.table()
+                )),
+                "{local}"
+            );
+            assert!(
+                local.contains(&format!(
+                    "ReplicatedReplacingMergeTree('/clickhouse/tables/{{shard}}/db/{}', '{{replica}}'",
+                    k.table()
+                )),
+                "{local}"
+            );
+            // Same keys as on one server.
+            assert!(local.ends_with(engine_keys(k)), "{local}");
+            assert!(
+                dist.starts_with(&format!(
+                    "CREATE TABLE IF NOT EXISTS `db`.{} ON CLUSTER c1 (",
+                    k.table()
+                )),
+                "{dist}"
+            );
+            assert!(
+                dist.ends_with(&format!(
+                    "ENGINE = Distributed(c1, 'db', '{}_local', {})",
+                    k.table(),
+                    sharding_key(k)
+                )),
+                "{dist}"
+            );
+            assert!(!dist.contains("MATERIALIZED"), "{dist}");
+        }
+        let scans = layout.create_table("db", RecordKind::Scan);
+        assert!(
+            scans[0].contains("'{replica}', row_version)"),
+            "{}",
+            scans[0]
+        );
+        assert!(scans[0].contains("row_version UInt64 MATERIALIZED"));
+        let mig = layout.create_migrations_table("db");
+        assert!(mig.contains("ON CLUSTER c1"), "{mig}");
+        assert!(
+            mig.contains("'/clickhouse/tables/all/db/schema_migrations'"),
+            "{mig}"
+        );
+        assert_eq!(
+            layout.create_database("db"),
+            "CREATE DATABASE IF NOT EXISTS `db` ON CLUSTER c1"
+        );
+    }
+
+    #[test]
+    fn the_shard_column_leads_the_sorting_key() {
+        // Every copy of a record must land on the shard that can collapse it: the shard
+        // column is the first column of the record's identity.
+        for &k in TABLES {
+            let keys = engine_keys(k);
+            let order = &keys[keys.find("ORDER BY ").expect("order") + 9..];
+            let first = order
+                .trim_start_matches('(')
+                .split([',', ')'])
+                .next()
+                .expect("first");
+            assert_eq!(first.trim(), shard_column(k), "{}", k.table());
+            assert!(sharding_key(k).contains(shard_column(k)));
+        }
+    }
+
+    #[test]
+    fn cluster_add_column_alters_local_then_distributed() {
+        let add = &MIGRATIONS[3].add_columns[0];
+        let stmts = Layout::Cluster("c1".into()).add_column("db", add);
+        assert_eq!(
+            stmts,
+            vec![
+                "ALTER TABLE `db`.scans_local ON CLUSTER c1 ADD COLUMN campaign String",
+                "ALTER TABLE `db`.scans ON CLUSTER c1 ADD COLUMN campaign String",
+            ]
+        );
+        assert_eq!(
+            Layout::Single.add_column("db", add),
+            vec!["ALTER TABLE `db`.scans ADD COLUMN campaign String"]
+        );
+    }
+
+    #[test]
+    fn cluster_names() {
+        assert!(valid_cluster_name("mxray_cluster"));
+        for bad in ["", "a b", "c;DROP", "1c", "`x`"] {
+            assert!(!valid_cluster_name(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -9,16 +9,27 @@ use crate::settings::{Settings, UsageError};
 
 /// Arguments of `mxray migrate` (the database comes from `--clickhouse URL`).
 #[derive(Debug, clap::Args)]
-pub(crate) struct MigrateArgs {}
+pub(crate) struct MigrateArgs {
+    /// Lay the database out for this ClickHouse cluster (its name in the servers'
+    /// `remote_servers`): `ON CLUSTER` DDL, a `Replicated…MergeTree` `<table>_local` per node
+    /// and a `Distributed` table under each public name. See docs/scale.md.
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+}
 
-pub(crate) async fn run(settings: &Settings, _args: &MigrateArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(settings: &Settings, args: &MigrateArgs) -> anyhow::Result<ExitCode> {
     let url = settings
         .outputs
         .clickhouse
         .as_ref()
         .ok_or_else(|| UsageError("migrate needs --clickhouse URL".into()))?;
-    let cfg = ClickHouseConfig::from_url(url.as_str())
+    let mut cfg = ClickHouseConfig::from_url(url.as_str())
         .map_err(|e| UsageError(format!("--clickhouse: {e}")))?;
+    if let Some(cluster) = &args.cluster {
+        cfg = cfg
+            .with_cluster(cluster)
+            .map_err(|e| UsageError(format!("--cluster: {e}")))?;
+    }
     let report = migrate(&cfg).await.context("migration failed")?;
     if report.applied.is_empty() {
         println!(
@@ -27,8 +38,15 @@ pub(crate) async fn run(settings: &Settings, _args: &MigrateArgs) -> anyhow::Res
         );
     } else {
         println!(
-            "database {}: schema version {} -> {} (applied {:?})",
-            report.database, report.from, report.to, report.applied
+            "database {}: schema version {} -> {} (applied {:?}){}",
+            report.database,
+            report.from,
+            report.to,
+            report.applied,
+            args.cluster
+                .as_ref()
+                .map(|c| format!(" on cluster {c}"))
+                .unwrap_or_default()
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -1,0 +1,339 @@
+//! A campaign into a real ClickHouse cluster (scripts/clickhouse-cluster: ZooKeeper and four
+//! clickhouse-server processes, two shards of two replicas, private directories and ports):
+//! `mxray migrate --cluster` lays the database out; three lab scan shards write concurrently
+//! through three different nodes; the replica one scanner writes through is killed with
+//! SIGKILL in the middle and restarted. Afterwards every node's `count() FINAL` of every table
+//! equals the count of the same records loaded into a single server, the two replicas of each
+//! shard hold the same rows, and `report --campaign` from the cluster equals the report from
+//! the single server.
+//!
+//! The single server is the test ClickHouse (MXRAY_TEST_CLICKHOUSE_URL, started by
+//! scripts/test); the reference records are the scanners' own Parquet outputs loaded into it
+//! with `mxray load`, so both sides hold exactly the same measurements.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use mxray_model::{Record, RecordKind};
+use mxray_store::schema::TABLES;
+use mxray_store::ClickHouseConfig;
+
+const CLUSTER: &str = "mxray_cluster";
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/clickhouse-cluster")
+}
+
+/// The cluster of one test, stopped (exactly what it started) when dropped.
+struct Cluster {
+    state: tempfile::TempDir,
+    urls: BTreeMap<String, String>,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let state = tempfile::tempdir().expect("tmp");
+        let mut c = Cluster {
+            state,
+            urls: BTreeMap::new(),
+        };
+        let out = c.script(&["start"]);
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            if let Some((node, url)) = line.split_once(' ') {
+                c.urls.insert(node.to_owned(), url.to_owned());
+            }
+        }
+        assert_eq!(c.urls.len(), 4, "four nodes: {:?}", c.urls);
+        c
+    }
+
+    fn script(&self, args: &[&str]) -> Output {
+        let out = Command::new(script())
+            .args(args)
+            .env("MXRAY_CLICKHOUSE_CLUSTER_DIR", self.state.path())
+            .output()
+            .expect("run scripts/clickhouse-cluster");
+        assert!(
+            out.status.success(),
+            "clickhouse-cluster {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// `URL/DATABASE` of a node.
+    fn db_url(&self, node: &str, db: &str) -> String {
+        format!("{}{db}", self.urls[node])
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new(script())
+            .arg("stop")
+            .env("MXRAY_CLICKHOUSE_CLUSTER_DIR", self.state.path())
+            .status();
+    }
+}
+
+fn single_server() -> String {
+    match std::env::var("MXRAY_TEST_CLICKHOUSE_URL") {
+        Ok(url) => url,
+        Err(_) => panic!(
+            "MXRAY_TEST_CLICKHOUSE_URL is not set: this test needs the test ClickHouse \
+             (run scripts/test, or scripts/clickhouse start)"
+        ),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// One `u64` answer of `sql` on the server of `url`.
+fn query_u64(url: &str, sql: &str) -> u64 {
+    let cfg = ClickHouseConfig::from_url(url).expect("url");
+    runtime()
+        .block_on(cfg.client().query(sql).fetch_one::<u64>())
+        .unwrap_or_else(|e| panic!("{url}: {sql}: {e}"))
+}
+
+fn execute(url: &str, sql: &str) {
+    let cfg = ClickHouseConfig::from_url(url).expect("url");
+    runtime()
+        .block_on(cfg.client().query(sql).execute())
+        .unwrap_or_else(|e| panic!("{url}: {sql}: {e}"));
+}
+
+fn mxray_output(args: &[&str]) -> Output {
+    let mut c = common::mxray();
+    c.args(args);
+    c.output().expect("run mxray")
+}
+
+fn ok(o: Output, what: &str) -> String {
+    assert!(
+        o.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn scan_shard(shard: usize, url: &str, out: &Path, log: &Path) -> Child {
+    common::mxray()
+        .args([
+            "scan",
+            "--lab",
+            "--lab-domains",
+            "6000",
+            "--timeout",
+            "2",
+            "--quiet",
+            "--shard",
+            &format!("{shard}/3"),
+            "--clickhouse",
+            url,
+        ])
+        .arg("--out")
+        .arg(out)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("log"))
+        .spawn()
+        .expect("start mxray scan")
+}
+
+fn campaign_of(dir: &Path) -> String {
+    let recs = mxray_store::read_table_file(&dir.join("scans.parquet"), RecordKind::Scan)
+        .expect("scans.parquet");
+    match recs.as_slice() {
+        [Record::Scan(s)] => s.campaign.clone(),
+        other => panic!("expected one scan record, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_campaign_survives_a_killed_replica_and_equals_a_single_server() {
+    let started = Instant::now();
+    let cluster = Cluster::start();
+    let db = "campaign";
+
+    // The layout: idempotent, and a database of the other layout is refused.
+    let first = ok(
+        mxray_output(&[
+            "migrate",
+            "--clickhouse",
+            &cluster.db_url("s1r1", db),
+            "--cluster",
+            CLUSTER,
+        ]),
+        "migrate --cluster",
+    );
+    assert!(first.contains("on cluster mxray_cluster"), "{first}");
+    let again = ok(
+        mxray_output(&[
+            "migrate",
+            "--clickhouse",
+            &cluster.db_url("s2r2", db),
+            "--cluster",
+            CLUSTER,
+        ]),
+        "migrate --cluster again",
+    );
+    assert!(again.contains("is current"), "{again}");
+    for node in cluster.urls.keys() {
+        for &kind in TABLES {
+            let engine_is = |table: &str, engine: &str| {
+                query_u64(
+                    &cluster.urls[node],
+                    &format!(
+                        "SELECT count() FROM system.tables WHERE database = '{db}' \
+                         AND name = '{table}' AND engine = '{engine}'"
+                    ),
+                ) == 1
+            };
+            assert!(engine_is(kind.table(), "Distributed"), "{node} {kind:?}");
+            assert!(
+                engine_is(
+                    &format!("{}_local", kind.table()),
+                    "ReplicatedReplacingMergeTree"
+                ),
+                "{node} {kind:?}"
+            );
+        }
+    }
+    let solo = ok(
+        mxray_output(&["migrate", "--clickhouse", &cluster.db_url("s1r1", "solo")]),
+        "migrate a single-server database",
+    );
+    assert!(solo.contains("-> 4"), "{solo}");
+    let refused = mxray_output(&[
+        "migrate",
+        "--clickhouse",
+        &cluster.db_url("s1r1", "solo"),
+        "--cluster",
+        CLUSTER,
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("created for a single server"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    // Three shards through three nodes; the scanner of shard 1 writes through s1r2.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let nodes = ["s1r1", "s1r2", "s2r1"];
+    let dirs: Vec<PathBuf> = (0..3).map(|i| tmp.path().join(format!("s{i}"))).collect();
+    let logs: Vec<PathBuf> = (0..3)
+        .map(|i| tmp.path().join(format!("s{i}.log")))
+        .collect();
+    let mut scanners: Vec<Child> = (0..3)
+        .map(|i| scan_shard(i, &cluster.db_url(nodes[i], db), &dirs[i], &logs[i]))
+        .collect();
+
+    // Kill s1r2 once rows are arriving, while every scanner still runs.
+    let domains = format!("SELECT count() FROM {db}.domains");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while query_u64(&cluster.urls["s2r2"], &domains) == 0 {
+        assert!(Instant::now() < deadline, "no rows reached the cluster");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    for (i, s) in scanners.iter_mut().enumerate() {
+        assert!(
+            s.try_wait().expect("try_wait").is_none(),
+            "scanner {i} finished before the kill: the test would not test anything"
+        );
+    }
+    cluster.script(&["kill", "s1r2"]);
+    std::thread::sleep(Duration::from_secs(3));
+    cluster.script(&["restart", "s1r2"]);
+
+    for (i, mut s) in scanners.into_iter().enumerate() {
+        let status = s.wait().expect("wait");
+        let log = std::fs::read_to_string(&logs[i]).unwrap_or_default();
+        assert!(status.success(), "scanner {i}: {log}");
+        assert!(!log.contains("spill"), "scanner {i} spilled: {log}");
+    }
+
+    // Replication settles, then every node answers the same.
+    for url in cluster.urls.values() {
+        for &kind in TABLES {
+            execute(
+                url,
+                &format!("SYSTEM SYNC REPLICA {db}.{}_local", kind.table()),
+            );
+        }
+    }
+    let single = single_server();
+    let ref_db = format!("cluster_ref_{}", std::process::id());
+    let ref_url = format!("{single}{ref_db}");
+    for d in &dirs {
+        ok(
+            mxray_output(&["load", &d.to_string_lossy(), "--clickhouse", &ref_url]),
+            "mxray load",
+        );
+    }
+    let mut totals = BTreeMap::new();
+    for &kind in TABLES {
+        let t = kind.table();
+        let expected = query_u64(&single, &format!("SELECT count() FROM {ref_db}.{t} FINAL"));
+        totals.insert(t, expected);
+        for (node, url) in &cluster.urls {
+            let got = query_u64(url, &format!("SELECT count() FROM {db}.{t} FINAL"));
+            assert_eq!(got, expected, "{t} through {node}");
+        }
+        // Each shard's replicas hold the same rows; the shards add up to the whole.
+        let local = |node: &str| {
+            query_u64(
+                &cluster.urls[node],
+                &format!("SELECT count() FROM {db}.{t}_local FINAL"),
+            )
+        };
+        assert_eq!(local("s1r1"), local("s1r2"), "{t}: shard 01 replicas");
+        assert_eq!(local("s2r1"), local("s2r2"), "{t}: shard 02 replicas");
+        assert_eq!(local("s1r1") + local("s2r1"), expected, "{t}: shards");
+    }
+    assert!(totals["domains"] > 6000, "{totals:?}");
+    assert!(
+        totals["smtp_probes"] > 0 && totals["certificates"] > 0,
+        "{totals:?}"
+    );
+
+    // The campaign's report is the same from the cluster and from one server.
+    let campaign = campaign_of(&dirs[0]);
+    for d in &dirs[1..] {
+        assert_eq!(campaign_of(d), campaign, "shards agree on the campaign");
+    }
+    let report = |url: &str| {
+        ok(
+            mxray_output(&[
+                "report",
+                "--json",
+                "--campaign",
+                &campaign,
+                "--clickhouse",
+                url,
+            ]),
+            "report --campaign",
+        )
+    };
+    let from_cluster: serde_json::Value =
+        serde_json::from_str(&report(&cluster.db_url("s2r2", db))).expect("json");
+    let from_single: serde_json::Value = serde_json::from_str(&report(&ref_url)).expect("json");
+    assert_eq!(from_cluster["complete"], true, "{from_cluster}");
+    assert_eq!(from_cluster, from_single);
+    execute(&single, &format!("DROP DATABASE {ref_db}"));
+    eprintln!(
+        "cluster test: {totals:?} in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
