@@ -337,3 +337,210 @@ fn a_campaign_survives_a_killed_replica_and_equals_a_single_server() {
         started.elapsed().as_secs_f64()
     );
 }
+
+/// Polls every node until no mutation of `db` is pending (at most 60 s).
+fn wait_for_mutations(cluster: &Cluster, db: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for (node, url) in &cluster.urls {
+        while query_u64(
+            url,
+            &format!(
+                "SELECT count() FROM system.mutations WHERE database = '{db}' AND is_done = 0"
+            ),
+        ) > 0
+        {
+            assert!(
+                Instant::now() < deadline,
+                "mutations still pending on {node}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+fn rerun_scan(url: &str, out: &Path, log: &Path) -> Child {
+    common::mxray()
+        .args([
+            "scan",
+            "--lab",
+            "--lab-domains",
+            "3000",
+            "--timeout",
+            "2",
+            "--quiet",
+            "--campaign",
+            "rerun-test",
+            "--clickhouse",
+            url,
+        ])
+        .arg("--out")
+        .arg(out)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("log"))
+        .spawn()
+        .expect("start mxray scan")
+}
+
+#[test]
+fn a_shard_rerun_without_its_directory_replaces_the_dead_attempt() {
+    let cluster = Cluster::start();
+    let db = "rerun";
+    ok(
+        mxray_output(&[
+            "migrate",
+            "--clickhouse",
+            &cluster.db_url("s1r1", db),
+            "--cluster",
+            CLUSTER,
+        ]),
+        "migrate --cluster",
+    );
+    // An upgrade on the cluster: take the database back to schema version 3 (without
+    // `scans.campaign`), then migrate again: the column comes back on every node, local and
+    // Distributed tables alike.
+    let s1r1 = &cluster.urls["s1r1"];
+    execute(
+        s1r1,
+        &format!("ALTER TABLE {db}.scans_local ON CLUSTER {CLUSTER} DROP COLUMN campaign"),
+    );
+    for url in cluster.urls.values() {
+        execute(url, &format!("ALTER TABLE {db}.scans DROP COLUMN campaign"));
+    }
+    execute(
+        s1r1,
+        &format!("ALTER TABLE {db}.schema_migrations DELETE WHERE version = 4"),
+    );
+    wait_for_mutations(&cluster, db);
+    let upgraded = ok(
+        mxray_output(&[
+            "migrate",
+            "--clickhouse",
+            &cluster.db_url("s2r2", db),
+            "--cluster",
+            CLUSTER,
+        ]),
+        "migrate --cluster from version 3",
+    );
+    assert!(upgraded.contains("3 -> 4"), "{upgraded}");
+    for (node, url) in &cluster.urls {
+        let n = query_u64(
+            url,
+            &format!(
+                "SELECT count() FROM system.columns WHERE database = '{db}' \
+                 AND table IN ('scans', 'scans_local') AND name = 'campaign'"
+            ),
+        );
+        assert_eq!(n, 2, "campaign column on {node}");
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    // The first attempt dies (SIGKILL, like its node) after some of its rows are stored.
+    let mut dead = rerun_scan(
+        &cluster.db_url("s2r1", db),
+        &tmp.path().join("dead"),
+        &tmp.path().join("dead.log"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while query_u64(
+        &cluster.urls["s1r2"],
+        &format!("SELECT count() FROM {db}.domains"),
+    ) == 0
+    {
+        assert!(Instant::now() < deadline, "no rows reached the cluster");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        dead.try_wait().expect("try_wait").is_none(),
+        "finished too early"
+    );
+    dead.kill().expect("kill");
+    dead.wait().expect("wait");
+    let partial = query_u64(
+        &cluster.urls["s1r2"],
+        &format!("SELECT count() FROM {db}.domains FINAL"),
+    );
+    assert!(
+        partial > 0 && partial < 3000,
+        "partial attempt: {partial} domains"
+    );
+
+    // The retry runs elsewhere, without the first attempt's directory.
+    let again_dir = tmp.path().join("again");
+    let log = tmp.path().join("again.log");
+    let status = rerun_scan(&cluster.db_url("s1r1", db), &again_dir, &log)
+        .wait()
+        .expect("wait");
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("replaced the rows of 1 earlier unfinished attempt(s)"),
+        "{stderr}"
+    );
+    for url in cluster.urls.values() {
+        for &kind in TABLES {
+            execute(
+                url,
+                &format!("SYSTEM SYNC REPLICA {db}.{}_local", kind.table()),
+            );
+        }
+    }
+    wait_for_mutations(&cluster, db);
+
+    // The campaign now holds the retry's rows once, as if the shard had run once.
+    let single = single_server();
+    let ref_db = format!("rerun_ref_{}", std::process::id());
+    let ref_url = format!("{single}{ref_db}");
+    ok(
+        mxray_output(&[
+            "load",
+            &again_dir.to_string_lossy(),
+            "--clickhouse",
+            &ref_url,
+        ]),
+        "mxray load",
+    );
+    for &kind in TABLES {
+        let t = kind.table();
+        if matches!(kind, RecordKind::Scan | RecordKind::Certificate) {
+            continue;
+        }
+        let expected = query_u64(&single, &format!("SELECT count() FROM {ref_db}.{t} FINAL"));
+        for (node, url) in &cluster.urls {
+            let got = query_u64(url, &format!("SELECT count() FROM {db}.{t} FINAL"));
+            assert_eq!(got, expected, "{t} through {node}");
+        }
+    }
+    // Both attempts stay on record; the dead one as it was left (`running`).
+    let statuses = |status: &str| {
+        query_u64(
+            &cluster.urls["s2r2"],
+            &format!("SELECT count() FROM {db}.scans FINAL WHERE status = '{status}'"),
+        )
+    };
+    assert_eq!((statuses("complete"), statuses("running")), (1, 1));
+    let report = |url: &str| -> serde_json::Value {
+        serde_json::from_str(&ok(
+            mxray_output(&[
+                "report",
+                "--json",
+                "--campaign",
+                "rerun-test",
+                "--clickhouse",
+                url,
+            ]),
+            "report --campaign",
+        ))
+        .expect("json")
+    };
+    let (from_cluster, from_single) = (report(&cluster.db_url("s2r2", db)), report(&ref_url));
+    assert_eq!(from_cluster["complete"], true, "{from_cluster}");
+    assert_eq!(from_cluster["report"], from_single["report"]);
+    // The campaign status names the dead attempt as superseded by the retry.
+    let shard = &from_cluster["campaign"]["shards"][0];
+    assert_eq!(shard["status"], "complete", "{shard}");
+    assert_eq!(
+        shard["superseded"].as_array().map(Vec::len),
+        Some(1),
+        "{shard}"
+    );
+    execute(&single, &format!("DROP DATABASE {ref_db}"));
+}

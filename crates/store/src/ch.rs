@@ -226,7 +226,7 @@ fn redact(raw: &str) -> String {
     }
 }
 
-async fn with_timeout<T>(
+pub(crate) async fn with_timeout<T>(
     timeout: Duration,
     fut: impl std::future::Future<Output = clickhouse::error::Result<T>>,
 ) -> clickhouse::error::Result<T> {
@@ -327,12 +327,22 @@ pub async fn migrate(config: &ClickHouseConfig) -> Result<MigrationReport, Store
                 execute(config, &stmt, context).await?;
             }
         }
+        let mut altered: Vec<RecordKind> = Vec::new();
         for add in m.add_columns {
+            if !altered.contains(&add.table) {
+                altered.push(add.table);
+            }
             if column_exists(config, &layout.storage_table(add.table), add.column).await? {
                 continue;
             }
             for stmt in layout.add_column(db, add) {
                 execute(config, &stmt, &stmt).await?;
+            }
+        }
+        for kind in altered {
+            for stmt in layout.recreate_distributed(db, kind) {
+                let context = stmt.lines().next().unwrap_or("DDL").trim_end_matches(" (");
+                execute(config, &stmt, context).await?;
             }
         }
         let insert = format!(

@@ -10,11 +10,15 @@
 //!   plus `manifest.json` with row counts and SHA-256 of each file; files appear only whole.
 //! - [`JsonlSink`] (`--jsonl`), [`NullSink`], and [`FanOut`] to write to several at once.
 //! - [`migrate`]: versioned, idempotent DDL portable to ClickHouse 18.16 and current releases;
-//!   refuses a database stamped with a newer schema. [`load_dir`]: ingest a result or spill
-//!   directory after verifying its manifest.
+//!   refuses a database stamped with a newer schema. With [`ClickHouseConfig::cluster`] it lays
+//!   the database out for a ClickHouse cluster ([`schema::Layout`]: replicated local tables
+//!   under `Distributed` public names). [`load_dir`]: ingest a result or spill directory after
+//!   verifying its manifest. [`supersede_attempts`]: a re-run campaign shard deletes the rows
+//!   of its earlier unfinished attempts.
 //!
 //! What it does not: no scanning, no verdicts, no analysis SQL; it never decides what a record
-//! means. The DDL is the only SQL here (see [`schema`]).
+//! means. The only SQL here is the DDL (see [`schema`]), the reads of whole tables, and the
+//! deletions of superseded attempts.
 //!
 //! Main types: [`Sink`] (the trait the pipeline writes to), [`SinkReport`],
 //! [`ClickHouseConfig`], [`StoreError`].
@@ -43,6 +47,7 @@ mod load;
 mod parquet_sink;
 pub mod schema;
 mod sink;
+mod supersede;
 
 pub use ch::{
     health_check, migrate, read_table, schema_version, ClickHouseConfig, MigrationReport,
@@ -59,3 +64,4 @@ pub use parquet_sink::{
 pub use sink::{
     BoxFuture, FanOut, JsonlSink, NullSink, RejectedBatch, Sink, SinkReport, TableCounts,
 };
+pub use supersede::{register_attempt, supersede_attempts, SupersedeReport};

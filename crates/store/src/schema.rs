@@ -551,17 +551,31 @@ impl Layout {
     }
 
     /// The statements that add a column: to the table, or on a cluster to the local tables
-    /// and then to the Distributed table.
+    /// (the `Distributed` table is then recreated with [`Layout::recreate_distributed`]:
+    /// ClickHouse 18.16 refuses `ALTER ... ON CLUSTER` on a `Distributed` table over
+    /// replicated shards).
     pub fn add_column(&self, database: &str, add: &AddColumn) -> Vec<String> {
-        let on = self.on_cluster();
-        let mut tables = vec![self.storage_table(add.table)];
-        if matches!(self, Layout::Cluster(_)) {
-            tables.push(add.table.table().to_owned());
-        }
-        tables
-            .iter()
-            .filter_map(|t| add.statement_for(database, t, &on))
+        add.statement_for(database, &self.storage_table(add.table), &self.on_cluster())
+            .into_iter()
             .collect()
+    }
+
+    /// On a cluster: drop and create again the `Distributed` table of `kind` with today's
+    /// columns (it holds no data: inserts are synchronous). Nothing on a single server.
+    pub fn recreate_distributed(&self, database: &str, kind: RecordKind) -> Vec<String> {
+        match self {
+            Layout::Single => Vec::new(),
+            Layout::Cluster(_) => {
+                let mut out = vec![format!(
+                    "DROP TABLE IF EXISTS {}.{}{}",
+                    quote_ident(database),
+                    kind.table(),
+                    self.on_cluster()
+                )];
+                out.extend(self.create_table(database, kind).into_iter().skip(1));
+                out
+            }
+        }
     }
 }
 
@@ -872,20 +886,24 @@ mod tests {
     }
 
     #[test]
-    fn cluster_add_column_alters_local_then_distributed() {
+    fn cluster_add_column_alters_local_then_recreates_distributed() {
         let add = &MIGRATIONS[3].add_columns[0];
-        let stmts = Layout::Cluster("c1".into()).add_column("db", add);
+        let cluster = Layout::Cluster("c1".into());
         assert_eq!(
-            stmts,
-            vec![
-                "ALTER TABLE `db`.scans_local ON CLUSTER c1 ADD COLUMN campaign String",
-                "ALTER TABLE `db`.scans ON CLUSTER c1 ADD COLUMN campaign String",
-            ]
+            cluster.add_column("db", add),
+            vec!["ALTER TABLE `db`.scans_local ON CLUSTER c1 ADD COLUMN campaign String"]
         );
+        let again = cluster.recreate_distributed("db", RecordKind::Scan);
+        assert_eq!(again[0], "DROP TABLE IF EXISTS `db`.scans ON CLUSTER c1");
+        assert_eq!(again[1], cluster.create_table("db", RecordKind::Scan)[1]);
+        assert_eq!(again.len(), 2);
         assert_eq!(
             Layout::Single.add_column("db", add),
             vec!["ALTER TABLE `db`.scans ADD COLUMN campaign String"]
         );
+        assert!(Layout::Single
+            .recreate_distributed("db", RecordKind::Scan)
+            .is_empty());
     }
 
     #[test]

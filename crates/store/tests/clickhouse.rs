@@ -295,6 +295,71 @@ async fn a_scan_keeps_its_final_state_whatever_the_insert_order() {
 }
 
 #[tokio::test]
+async fn a_retried_campaign_shard_replaces_only_its_unfinished_attempts() {
+    let Some(mut c) = clickhouse("supersede") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    c.spill_dir = dir.path().join("spill");
+    migrate(&c).await.expect("migrate");
+    let attempt = |n: u128, status: mxray_model::ScanStatus, started: i64| {
+        let mut s = examples::scan();
+        s.scan_id = uuid::Uuid::from_u128(0x0189_0000_0000_7000_8000_0000_0000_0000 + n);
+        s.campaign = "camp".into();
+        s.shard = "1/4".into();
+        s.status = status;
+        s.started_at = mxray_model::UtcTime::from_unix(started);
+        s
+    };
+    use mxray_model::ScanStatus::{Complete, Running};
+    let dead = attempt(1, Running, 1_700_000_000);
+    let finished_before = attempt(2, Complete, 1_700_000_100);
+    let mut other_shard = attempt(3, Running, 1_700_000_200);
+    other_shard.shard = "2/4".into();
+    let retry = attempt(4, Complete, 1_700_000_300);
+    let mut sink = ClickHouseSink::connect(c.clone()).await.expect("connect");
+    for s in [&dead, &finished_before, &other_shard, &retry] {
+        register_attempt(&c, s).await.expect("register");
+        let mut d = examples::domain();
+        d.scan_id = s.scan_id;
+        sink.write(d.into()).await.expect("write");
+    }
+    sink.close().await.expect("close");
+    let r = supersede_attempts(
+        &c,
+        "camp",
+        "1/4",
+        &retry.vantage,
+        retry.scan_id,
+        retry.started_at,
+        std::time::Duration::from_secs(30),
+    )
+    .await
+    .expect("supersede");
+    assert_eq!(r.attempts, vec![dead.scan_id]);
+    assert!(r.finished);
+    let left: Vec<String> = c
+        .client()
+        .query(&format!(
+            "SELECT toString(scan_id) FROM `{}`.domains FINAL ORDER BY scan_id",
+            c.database
+        ))
+        .fetch_all()
+        .await
+        .expect("domains");
+    let ids = |v: &[&mxray_model::ScanRecord]| -> Vec<String> {
+        v.iter().map(|s| s.scan_id.to_string()).collect()
+    };
+    assert_eq!(left, ids(&[&finished_before, &other_shard, &retry]));
+    // Every attempt keeps its scan row.
+    assert_eq!(
+        read_table(&c, RecordKind::Scan).await.expect("read").len(),
+        4
+    );
+    drop_database(&c).await;
+}
+
+#[tokio::test]
 async fn bad_data_is_not_retried_but_reported_with_table_and_saved() {
     let Some(mut c) = clickhouse("bad_data") else {
         return;

@@ -212,6 +212,23 @@ pub(crate) async fn run(settings: &Settings, args: &ScanArgs) -> anyhow::Result<
         port25_check,
         ..engines::scan_record(&settings, scan_id, started_at, &input_name)
     };
+    // A named campaign's attempt is on record in ClickHouse from its start, so that a retry
+    // of this shard can replace its rows if it dies (see supersede_earlier_attempts).
+    if let (Some(url), Some(campaign), false) = (
+        &settings.outputs.clickhouse,
+        &settings.campaign,
+        settings.resume,
+    ) {
+        let cfg = mxray_store::ClickHouseConfig::from_url(url.as_str())
+            .map_err(|e| UsageError(format!("--clickhouse: {e}")))?;
+        let running = ScanRecord {
+            campaign: campaign.clone(),
+            ..scan.clone()
+        };
+        mxray_store::register_attempt(&cfg, &running)
+            .await
+            .context("ClickHouse output: recording the running attempt")?;
+    }
     let job = ScanJob {
         state_dir: out_dir.clone(),
         scan,
@@ -251,11 +268,66 @@ pub(crate) async fn run(settings: &Settings, args: &ScanArgs) -> anyhow::Result<
     }
     let outcome = result?;
     print_summary(&outcome, &progress, &out_dir, parquet);
+    let superseded_ok = supersede_earlier_attempts(&settings, &outcome.scan).await;
     Ok(match outcome.scan.status {
-        ScanStatus::Complete if outcome.report.is_clean() => ExitCode::SUCCESS,
+        ScanStatus::Complete if outcome.report.is_clean() && superseded_ok => ExitCode::SUCCESS,
         ScanStatus::Complete => ExitCode::from(1),
         _ => ExitCode::from(130),
     })
+}
+
+/// A complete shard of a named campaign written to ClickHouse replaces the rows of that
+/// shard's earlier unfinished attempts (a scheduler's retry after a node died with the
+/// attempt's output directory): see `mxray_store::supersede_attempts`. False when that failed
+/// (the rows are stored, but the campaign may hold an attempt twice).
+async fn supersede_earlier_attempts(settings: &Settings, scan: &ScanRecord) -> bool {
+    let (Some(url), Some(_)) = (&settings.outputs.clickhouse, &settings.campaign) else {
+        return true;
+    };
+    if scan.status != ScanStatus::Complete {
+        return true;
+    }
+    let Ok(cfg) = mxray_store::ClickHouseConfig::from_url(url.as_str()) else {
+        return true; // the sink already refused it
+    };
+    match mxray_store::supersede_attempts(
+        &cfg,
+        &scan.campaign,
+        &scan.shard,
+        &scan.vantage,
+        scan.scan_id,
+        scan.started_at,
+        std::time::Duration::from_secs(60),
+    )
+    .await
+    {
+        Ok(r) if r.attempts.is_empty() => true,
+        Ok(r) => {
+            let ids: Vec<String> = r.attempts.iter().map(|u| u.to_string()).collect();
+            eprintln!(
+                "mxray: campaign {} shard {}: replaced the rows of {} earlier unfinished \
+                 attempt(s) in ClickHouse ({}){}",
+                scan.campaign,
+                scan.shard,
+                ids.len(),
+                ids.join(", "),
+                if r.finished {
+                    ""
+                } else {
+                    "; the deletions are still running on the server"
+                }
+            );
+            true
+        }
+        Err(e) => {
+            eprintln!(
+                "mxray: error: campaign {} shard {}: cannot replace earlier attempts' rows \
+                 in ClickHouse: {e}",
+                scan.campaign, scan.shard
+            );
+            false
+        }
+    }
 }
 
 struct SelfCheck {
