@@ -8,6 +8,7 @@ mod commands;
 
 /// mimalloc: fewer cycles in malloc/free than glibc for the scan's many small, cross-thread
 /// allocations (see docs/benchmarks.md).
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

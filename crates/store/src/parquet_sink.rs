@@ -305,13 +305,14 @@ enum Values {
 }
 
 impl Values {
-    /// Bytes held by the buffered values.
+    /// Bytes allocated for the buffered values (capacity, not length: a growing buffer holds
+    /// up to twice what it stores, and the bound is on memory).
     fn bytes(&self) -> usize {
         match self {
-            Values::Bytes { data, ends } => data.len() + ends.len() * 8,
-            Values::I32(v) => v.len() * 4,
-            Values::I64(v) => v.len() * 8,
-            Values::Bool(v) => v.len(),
+            Values::Bytes { data, ends } => data.capacity() + ends.capacity() * 8,
+            Values::I32(v) => v.capacity() * 4,
+            Values::I64(v) => v.capacity() * 8,
+            Values::Bool(v) => v.capacity(),
         }
     }
 
@@ -439,7 +440,7 @@ impl Columns {
     fn bytes(&self) -> usize {
         self.leaves
             .iter()
-            .map(|l| l.values.bytes() + (l.def.len() + l.rep.len()) * 2)
+            .map(|l| l.values.bytes() + (l.def.capacity() + l.rep.capacity()) * 2)
             .sum()
     }
 }
@@ -870,16 +871,25 @@ impl TableFile {
         let pe = |e: parquet::errors::ParquetError| StoreError::parquet(path, e);
         let writer = self.writer.as_mut().ok_or(StoreError::Closed)?;
         let mut rg = writer.next_row_group().map_err(pe)?;
-        for leaf in &self.buf.leaves {
+        for leaf in &mut self.buf.leaves {
             let mut col = rg
                 .next_column()
                 .map_err(pe)?
                 .ok_or_else(|| StoreError::parquet(path, "schema has fewer columns than data"))?;
-            let def = (leaf.max_def > 0).then_some(&leaf.def[..]);
-            let rep = (leaf.max_rep > 0).then_some(&leaf.rep[..]);
-            match &leaf.values {
+            let Leaf {
+                values,
+                def,
+                rep,
+                max_def,
+                max_rep,
+            } = leaf;
+            let def = (*max_def > 0).then_some(&def[..]);
+            let rep = (*max_rep > 0).then_some(&rep[..]);
+            match values {
                 Values::Bytes { data, ends } => {
-                    let all = bytes::Bytes::copy_from_slice(data);
+                    // Moved, not copied: the values are not held twice while they are
+                    // encoded (the buffer grows again for the next row group).
+                    let all = bytes::Bytes::from(std::mem::take(data));
                     let mut start = 0;
                     let values: Vec<ByteArray> = ends
                         .iter()

@@ -65,6 +65,8 @@ pub(crate) struct LabEndpoints {
 
 /// The file in a `--lab-dir` that holds the [`LabEndpoints`].
 pub(crate) const LAB_FILE: &str = "lab.json";
+/// The file in a `--lab-dir` with the lab's domains, one per line (the scan's input).
+pub(crate) const DOMAINS_FILE: &str = "domains.txt";
 
 impl LabEndpoints {
     pub(crate) fn of(lab: &Lab, synthetic_domains: usize) -> Self {
@@ -146,7 +148,7 @@ pub(crate) async fn run(_settings: &Settings, args: &LabArgs) -> anyhow::Result<
         .write_new(&canary_key)
         .context("writing the lab canary's control key")?;
     let endpoints = LabEndpoints::of(&lab, args.lab_domains);
-    std::fs::write(dir.join("domains.txt"), endpoints.domains.join("\n") + "\n")
+    std::fs::write(dir.join(DOMAINS_FILE), endpoints.domains.join("\n") + "\n")
         .context("writing the domain list")?;
     // Written last and renamed into place: a scanner waiting for it sees a complete file.
     let tmp = dir.join(format!("{LAB_FILE}.tmp"));

@@ -86,19 +86,29 @@ pub(crate) async fn run(settings: &Settings, args: &ScanArgs) -> anyhow::Result<
 
     let mut lab: Option<Lab> = None;
     let mut endpoints: Option<super::lab::LabEndpoints> = None;
-    let remote = match &args.lab_remote {
+    // The lab's domain count, for the progress bar: the list itself is not kept (a
+    // million-domain lab list would be a hundred MB of the scanner's memory).
+    let mut lab_domains: Option<u64> = None;
+    let mut remote = match &args.lab_remote {
         Some(dir) => Some(super::lab::LabEndpoints::load(dir)?),
         None => None,
     };
-    let (input_name, input): (String, Box<dyn BufRead + Send>) = if let (Some(e), None) =
-        (&remote, &args.input)
+    if let Some(e) = remote.as_mut() {
+        lab_domains = Some(e.domains.len() as u64);
+        e.domains = Vec::new();
+    }
+    let (input_name, input): (String, Box<dyn BufRead + Send>) = if let (Some(e), Some(dir), None) =
+        (&remote, &args.lab_remote, &args.input)
     {
         configure_for_lab(&mut settings, e, &out_dir)?;
-        let list = e.domains.join("\n") + "\n";
+        // `mxray lab` writes the same list to domains.txt: stream it.
+        let path = dir.join(super::lab::DOMAINS_FILE);
+        let f = std::fs::File::open(&path)
+            .with_context(|| format!("{}: cannot read the lab's domains", path.display()))?;
         endpoints = remote.clone();
         (
             "lab".to_owned(),
-            Box::new(std::io::Cursor::new(list.into_bytes())),
+            Box::new(BufReader::with_capacity(1 << 16, f)),
         )
     } else if args.lab {
         if args.input.is_some() {
@@ -112,9 +122,11 @@ pub(crate) async fn run(settings: &Settings, args: &ScanArgs) -> anyhow::Result<
         })
         .await
         .context("starting the lab")?;
-        let e = super::lab::LabEndpoints::of(&started, args.lab_domains);
+        let mut e = super::lab::LabEndpoints::of(&started, args.lab_domains);
         configure_for_lab(&mut settings, &e, &out_dir)?;
         let list = e.domains.join("\n") + "\n";
+        lab_domains = Some(e.domains.len() as u64);
+        e.domains = Vec::new();
         endpoints = Some(e);
         lab = Some(started);
         (
@@ -247,10 +259,8 @@ pub(crate) async fn run(settings: &Settings, args: &ScanArgs) -> anyhow::Result<
     };
 
     let progress = Arc::new(Progress::default());
-    match (&endpoints, &args.input) {
-        (Some(e), None) => progress
-            .domains_total
-            .store(e.domains.len() as u64, Ordering::Relaxed),
+    match (lab_domains, &args.input) {
+        (Some(n), None) => progress.domains_total.store(n, Ordering::Relaxed),
         _ => count_input_in_background(progress.clone(), args.input.clone(), settings.shard),
     }
     let stop = Arc::new(AtomicBool::new(false));
