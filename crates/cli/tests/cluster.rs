@@ -127,6 +127,20 @@ fn ok(o: Output, what: &str) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// `mxray migrate --cluster` through `node`; its output.
+fn migrate_cluster(cluster: &Cluster, node: &str, db: &str, what: &str) -> String {
+    ok(
+        mxray_output(&[
+            "migrate",
+            "--clickhouse",
+            &cluster.db_url(node, db),
+            "--cluster",
+            CLUSTER,
+        ]),
+        what,
+    )
+}
+
 fn scan_shard(shard: usize, url: &str, out: &Path, log: &Path) -> Child {
     common::mxray()
         .args([
@@ -166,27 +180,9 @@ fn a_campaign_survives_a_killed_replica_and_equals_a_single_server() {
     let db = "campaign";
 
     // The layout: idempotent, and a database of the other layout is refused.
-    let first = ok(
-        mxray_output(&[
-            "migrate",
-            "--clickhouse",
-            &cluster.db_url("s1r1", db),
-            "--cluster",
-            CLUSTER,
-        ]),
-        "migrate --cluster",
-    );
+    let first = migrate_cluster(&cluster, "s1r1", db, "migrate --cluster");
     assert!(first.contains("on cluster mxray_cluster"), "{first}");
-    let again = ok(
-        mxray_output(&[
-            "migrate",
-            "--clickhouse",
-            &cluster.db_url("s2r2", db),
-            "--cluster",
-            CLUSTER,
-        ]),
-        "migrate --cluster again",
-    );
+    let again = migrate_cluster(&cluster, "s2r2", db, "migrate --cluster again");
     assert!(again.contains("is current"), "{again}");
     for node in cluster.urls.keys() {
         for &kind in TABLES {
@@ -385,16 +381,7 @@ fn rerun_scan(url: &str, out: &Path, log: &Path) -> Child {
 fn a_shard_rerun_without_its_directory_replaces_the_dead_attempt() {
     let cluster = Cluster::start();
     let db = "rerun";
-    ok(
-        mxray_output(&[
-            "migrate",
-            "--clickhouse",
-            &cluster.db_url("s1r1", db),
-            "--cluster",
-            CLUSTER,
-        ]),
-        "migrate --cluster",
-    );
+    migrate_cluster(&cluster, "s1r1", db, "migrate --cluster");
     // An upgrade on the cluster: take the database back to schema version 3 (without
     // `scans.campaign`), then migrate again: the column comes back on every node, local and
     // Distributed tables alike.
@@ -411,16 +398,7 @@ fn a_shard_rerun_without_its_directory_replaces_the_dead_attempt() {
         &format!("ALTER TABLE {db}.schema_migrations DELETE WHERE version = 4"),
     );
     wait_for_mutations(&cluster, db);
-    let upgraded = ok(
-        mxray_output(&[
-            "migrate",
-            "--clickhouse",
-            &cluster.db_url("s2r2", db),
-            "--cluster",
-            CLUSTER,
-        ]),
-        "migrate --cluster from version 3",
-    );
+    let upgraded = migrate_cluster(&cluster, "s2r2", db, "migrate --cluster from version 3");
     assert!(upgraded.contains("3 -> 4"), "{upgraded}");
     for (node, url) in &cluster.urls {
         let n = query_u64(

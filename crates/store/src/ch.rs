@@ -372,25 +372,33 @@ pub async fn migrate(config: &ClickHouseConfig) -> Result<MigrationReport, Store
     })
 }
 
-/// Refuses to migrate a cluster's database as a single server (the change would reach one
-/// node only) or a single server's database as a cluster: the engine of the existing `scans`
-/// table tells which it is.
-async fn check_layout(config: &ClickHouseConfig, layout: &Layout) -> Result<(), StoreError> {
+/// The layout of the configured database as it exists, from the engine of its `scans` table
+/// (`None`: no such table yet).
+pub(crate) async fn existing_layout(
+    config: &ClickHouseConfig,
+) -> Result<Option<Layout>, StoreError> {
     let engines: Vec<String> = with_timeout(
         config.request_timeout,
         config
             .client()
-            .query("SELECT engine FROM system.tables WHERE database = ? AND name = ?")
+            .query("SELECT engine_full FROM system.tables WHERE database = ? AND name = ?")
             .bind(config.database.as_str())
             .bind(RecordKind::Scan.table())
             .fetch_all::<String>(),
     )
     .await
     .map_err(|e| StoreError::clickhouse("read system.tables", &e))?;
-    let Some(found) = engines.into_iter().next() else {
+    Ok(engines.first().map(|e| Layout::of_engine(e)))
+}
+
+/// Refuses to migrate a cluster's database as a single server (the change would reach one
+/// node only) or a single server's database as a cluster: the engine of the existing `scans`
+/// table tells which it is.
+async fn check_layout(config: &ClickHouseConfig, layout: &Layout) -> Result<(), StoreError> {
+    let Some(found) = existing_layout(config).await? else {
         return Ok(()); // a new database
     };
-    let distributed = found == "Distributed";
+    let distributed = matches!(found, Layout::Cluster(_));
     let advice = match (layout, distributed) {
         (Layout::Single, true) => {
             "it is laid out for a cluster: migrate it with `mxray migrate --cluster NAME`"
@@ -403,7 +411,12 @@ async fn check_layout(config: &ClickHouseConfig, layout: &Layout) -> Result<(), 
     };
     Err(StoreError::LayoutMismatch {
         database: config.database.clone(),
-        found,
+        found: if distributed {
+            "Distributed"
+        } else {
+            "ReplacingMergeTree"
+        }
+        .to_owned(),
         advice: advice.to_owned(),
     })
 }

@@ -477,6 +477,18 @@ pub fn valid_cluster_name(name: &str) -> bool {
 }
 
 impl Layout {
+    /// The layout a table's `engine_full` (from `system.tables`) shows: a
+    /// `Distributed(cluster, ...)` table is a cluster's, anything else a single server's.
+    pub fn of_engine(engine_full: &str) -> Layout {
+        engine_full
+            .trim()
+            .strip_prefix("Distributed(")
+            .and_then(|args| args.split(',').next())
+            .map(|name| name.trim().trim_matches('\''))
+            .filter(|name| valid_cluster_name(name))
+            .map_or(Layout::Single, |name| Layout::Cluster(name.to_owned()))
+    }
+
     fn on_cluster(&self) -> String {
         match self {
             Layout::Single => String::new(),
@@ -904,6 +916,19 @@ mod tests {
         assert!(Layout::Single
             .recreate_distributed("db", RecordKind::Scan)
             .is_empty());
+    }
+
+    #[test]
+    fn layout_from_the_engine() {
+        assert_eq!(
+            Layout::of_engine("Distributed(mxray_cluster, 'db', 'scans_local', cityHash64(x))"),
+            Layout::Cluster("mxray_cluster".into())
+        );
+        assert_eq!(
+            Layout::of_engine("ReplacingMergeTree(row_version) ORDER BY x"),
+            Layout::Single
+        );
+        assert_eq!(Layout::of_engine("Distributed('a b', x)"), Layout::Single);
     }
 
     #[test]

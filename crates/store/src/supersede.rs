@@ -21,7 +21,7 @@ use std::time::Duration;
 use mxray_model::{Record, RecordKind, ScanRecord, UtcTime};
 use uuid::Uuid;
 
-use crate::ch::{insert_batch, with_timeout, ClickHouseConfig};
+use crate::ch::{existing_layout, insert_batch, with_timeout, ClickHouseConfig};
 use crate::error::StoreError;
 use crate::schema::{quote_ident, Layout, TABLES};
 
@@ -53,13 +53,6 @@ pub(crate) fn delete_statements(database: &str, layout: &Layout, attempts: &[Uui
             )
         })
         .collect()
-}
-
-/// Parses the cluster name out of a `Distributed(cluster, db, table, key)` engine.
-pub(crate) fn cluster_of_engine(engine_full: &str) -> Option<String> {
-    let args = engine_full.trim().strip_prefix("Distributed(")?;
-    let name = args.split(',').next()?.trim().trim_matches('\'');
-    crate::schema::valid_cluster_name(name).then(|| name.to_owned())
 }
 
 /// Writes the `running` scan record of an attempt that starts, so that a later attempt of the
@@ -121,7 +114,7 @@ pub async fn supersede_attempts(
             finished: true,
         });
     }
-    let layout = layout_of(config).await?;
+    let layout = existing_layout(config).await?.unwrap_or(Layout::Single);
     for stmt in delete_statements(&config.database, &layout, &attempts) {
         with_timeout(config.request_timeout, client.query(&stmt).execute())
             .await
@@ -129,25 +122,6 @@ pub async fn supersede_attempts(
     }
     let finished = mutations_done(config, wait).await?;
     Ok(SupersedeReport { attempts, finished })
-}
-
-/// The layout of the configured database, from the engine of its `scans` table.
-async fn layout_of(config: &ClickHouseConfig) -> Result<Layout, StoreError> {
-    let engines: Vec<String> = with_timeout(
-        config.request_timeout,
-        config
-            .client()
-            .query("SELECT engine_full FROM system.tables WHERE database = ? AND name = ?")
-            .bind(config.database.as_str())
-            .bind(RecordKind::Scan.table())
-            .fetch_all::<String>(),
-    )
-    .await
-    .map_err(|e| StoreError::clickhouse("read system.tables", &e))?;
-    Ok(engines
-        .first()
-        .and_then(|e| cluster_of_engine(e))
-        .map_or(Layout::Single, Layout::Cluster))
 }
 
 /// Polls `system.mutations` of the configured database until none is pending or `wait` ends.
@@ -200,18 +174,5 @@ mod tests {
             "{}",
             cluster[0]
         );
-    }
-
-    #[test]
-    fn cluster_name_from_the_distributed_engine() {
-        assert_eq!(
-            cluster_of_engine("Distributed(mxray_cluster, 'db', 'scans_local', cityHash64(x))"),
-            Some("mxray_cluster".into())
-        );
-        assert_eq!(
-            cluster_of_engine("ReplacingMergeTree(row_version) ORDER BY x"),
-            None
-        );
-        assert_eq!(cluster_of_engine("Distributed('a b', x)"), None);
     }
 }
