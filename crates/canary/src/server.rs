@@ -448,15 +448,7 @@ async fn accept_smtp(listener: TcpListener, spec: ListenSpec, shared: Arc<Shared
         let Ok(permit) = shared.permits.clone().acquire_owned().await else {
             return;
         };
-        let (stream, client) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::warn!(error = %e, "canary accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+        let (stream, client) = mxray_net::accept(&listener).await;
         let shared = shared.clone();
         tokio::spawn(async move {
             let _permit = permit;
@@ -747,10 +739,7 @@ async fn accept_control(listener: TcpListener, shared: Arc<Shared>) {
         let Ok(permit) = shared.control_permits.clone().acquire_owned().await else {
             return;
         };
-        let Ok((mut stream, peer)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        };
+        let (mut stream, peer) = mxray_net::accept(&listener).await;
         let shared = shared.clone();
         tokio::spawn(async move {
             let _permit = permit;

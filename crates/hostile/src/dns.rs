@@ -320,10 +320,7 @@ async fn relay_udp(upstream: SocketAddr, query: &[u8]) -> Option<Vec<u8>> {
 
 async fn serve_tcp(listener: TcpListener, zone: Arc<Zone>, upstream: SocketAddr) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-            continue;
-        };
+        let (stream, _) = mxray_net::accept(&listener).await;
         let zone = zone.clone();
         tokio::spawn(async move {
             let _ = tokio::time::timeout(HOLD_LIMIT, tcp_session(stream, zone, upstream)).await;

@@ -28,10 +28,7 @@ pub(crate) async fn serve(
 ) {
     let member = std::sync::Arc::new(gzip::bomb_member(SMALL_BOMB_MATCHES));
     loop {
-        let Ok((tcp, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-            continue;
-        };
+        let (tcp, _) = mxray_net::accept(&listener).await;
         let (log, acceptor, member) = (log.clone(), acceptor.clone(), member.clone());
         tokio::spawn(async move {
             let id = log.open();

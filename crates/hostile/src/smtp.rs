@@ -24,10 +24,7 @@ pub(crate) async fn serve(
     log: SessionLog,
 ) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-            continue;
-        };
+        let (stream, _) = mxray_net::accept(&listener).await;
         let log = log.clone();
         let tls = tls.clone();
         tokio::spawn(async move {

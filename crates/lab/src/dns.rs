@@ -598,9 +598,7 @@ pub(crate) async fn serve_tcp(listener: TcpListener, authority: Arc<Authority>, 
     let mut sessions = tokio::task::JoinSet::new();
     let slots = Arc::new(Semaphore::new(TCP_CONNS));
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            continue;
-        };
+        let (mut stream, _) = mxray_net::accept(&listener).await;
         while sessions.try_join_next().is_some() {}
         let Ok(permit) = slots.clone().acquire_owned().await else {
             return;

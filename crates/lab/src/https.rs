@@ -127,9 +127,7 @@ pub(crate) async fn serve(listener: TcpListener, acceptor: TlsAcceptor, world: A
     let mut sessions = tokio::task::JoinSet::new();
     let slots = Arc::new(Semaphore::new(MAX_CONNS));
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
+        let (stream, _) = mxray_net::accept(&listener).await;
         while sessions.try_join_next().is_some() {}
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             continue;

@@ -392,9 +392,7 @@ pub(crate) async fn serve(listener: TcpListener, spec: HostSpec, pki: Arc<Pki>) 
     let mut sessions = tokio::task::JoinSet::new();
     let slots = Arc::new(Semaphore::new(SESSIONS_PER_LISTENER));
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
+        let (stream, _) = mxray_net::accept(&listener).await;
         while sessions.try_join_next().is_some() {}
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             drop(stream);

@@ -9,6 +9,10 @@
 //! What it does not: speak any protocol, resolve names, or retry. It is shared by the SMTP
 //! prober and the MTA-STS fetcher so both obey the same rules.
 //!
+//! For mxray's own servers (the canary, the lab, the hostile-peer fixtures) it has one piece of
+//! the other side: [`accept`], an accept loop step that backs off on `accept()` errors such as
+//! EMFILE instead of spinning.
+//!
 //! Port remapping ([`Dialer::with_port_remap`]) exists only for the loopback lab, which may
 //! not be able to bind ports 25/443; it is not reachable from any command-line flag.
 //!
@@ -29,7 +33,26 @@ use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota};
 use ipnet::IpNet;
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+
+/// How long [`accept`] waits after a failed `accept()` before trying again.
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The next connection of `listener`. A failed `accept()` (EMFILE or ENFILE when descriptors
+/// run out, ECONNABORTED, ENOBUFS) is logged and retried after [`ACCEPT_BACKOFF`]: retrying at
+/// once would spin a core while the condition lasts, and the pending connections wait in the
+/// kernel's backlog meanwhile.
+pub async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(conn) => return conn,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed; backing off");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
+        }
+    }
+}
 
 /// IPv4 ranges refused by default: ZMap's `blocklist.conf` (RFC 6890 special-purpose space).
 pub const RESERVED_V4: &[&str] = &[
