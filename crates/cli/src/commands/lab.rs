@@ -57,8 +57,12 @@ pub(crate) struct LabEndpoints {
     pub trust_anchor: String,
     /// The lab CA certificate, PEM.
     pub ca_pem: String,
-    /// The lab's domains (case domains, then synthetic ones).
+    /// The lab's domains (case domains, then synthetic ones). Not in `lab.json`: the list is
+    /// `DIR/domains.txt` ([`DOMAINS_FILE`]), which a remote scan streams.
+    #[serde(skip)]
     pub domains: Vec<String>,
+    /// How many domains the lab serves (the length of the list).
+    pub domain_count: usize,
     /// How many of them are synthetic.
     pub synthetic_domains: usize,
 }
@@ -70,6 +74,7 @@ pub(crate) const DOMAINS_FILE: &str = "domains.txt";
 
 impl LabEndpoints {
     pub(crate) fn of(lab: &Lab, synthetic_domains: usize) -> Self {
+        let domains = lab.domains();
         LabEndpoints {
             resolver: lab.resolver(),
             ad_resolver: lab.ad_resolver(),
@@ -80,7 +85,8 @@ impl LabEndpoints {
                 .unwrap_or(IpAddr::from([127, 0, 99, 1])),
             trust_anchor: lab.trust_anchor_text(),
             ca_pem: lab.ca_pem(),
-            domains: lab.domains(),
+            domain_count: domains.len(),
+            domains,
             synthetic_domains,
         }
     }

@@ -89,13 +89,12 @@ pub(crate) async fn run(settings: &Settings, args: &ScanArgs) -> anyhow::Result<
     // The lab's domain count, for the progress bar: the list itself is not kept (a
     // million-domain lab list would be a hundred MB of the scanner's memory).
     let mut lab_domains: Option<u64> = None;
-    let mut remote = match &args.lab_remote {
+    let remote = match &args.lab_remote {
         Some(dir) => Some(super::lab::LabEndpoints::load(dir)?),
         None => None,
     };
-    if let Some(e) = remote.as_mut() {
-        lab_domains = Some(e.domains.len() as u64);
-        e.domains = Vec::new();
+    if let Some(e) = remote.as_ref() {
+        lab_domains = Some(e.domain_count as u64);
     }
     let (input_name, input): (String, Box<dyn BufRead + Send>) = if let (Some(e), Some(dir), None) =
         (&remote, &args.lab_remote, &args.input)
