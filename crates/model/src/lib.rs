@@ -8,7 +8,9 @@
 //! JSON, ClickHouse and Parquet alike; their rustdoc is the data dictionary.
 //!
 //! What it does not: no I/O, no verdict logic beyond ordering ([`DaneVerdict::severity`]), no
-//! DDL (that is `mxray-store`).
+//! DDL (that is `mxray-store`). The `clickhouse` feature (enabled by `mxray-store` only) adds
+//! the `clickhouse::Row` derive and the RowBinary form of UUIDs; without it the crate, and the
+//! crates that use it, compile no database client. The JSON form is the same either way.
 //!
 //! ```
 //! use mxray_model::{MxKind, Record, RecordKind};

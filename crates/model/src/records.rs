@@ -11,10 +11,11 @@ use crate::vocab::*;
 use crate::UtcTime;
 
 /// One scan run: one row per scan and vantage (table `scans`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clickhouse::Row)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clickhouse", derive(clickhouse::Row))]
 pub struct ScanRecord {
     /// Scan identifier, a UUID v7 (time-ordered). Shared by every record of the scan.
-    #[serde(with = "clickhouse::serde::uuid")]
+    #[cfg_attr(feature = "clickhouse", serde(with = "clickhouse::serde::uuid"))]
     pub scan_id: Uuid,
     /// Label of the network position the scan ran from (`--vantage`, default `default`).
     pub vantage: String,
@@ -65,10 +66,11 @@ pub struct ScanRecord {
 }
 
 /// The per-domain posture: one row per domain per scan and vantage (table `domains`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clickhouse::Row)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clickhouse", derive(clickhouse::Row))]
 pub struct DomainRecord {
     /// See [`ScanRecord::scan_id`].
-    #[serde(with = "clickhouse::serde::uuid")]
+    #[cfg_attr(feature = "clickhouse", serde(with = "clickhouse::serde::uuid"))]
     pub scan_id: Uuid,
     /// See [`ScanRecord::vantage`].
     pub vantage: String,
@@ -134,10 +136,11 @@ pub struct TlsaRecord {
 }
 
 /// Per MX host: addresses, CNAME chain and TLSA, resolved once per scan (table `dns_hosts`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clickhouse::Row)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clickhouse", derive(clickhouse::Row))]
 pub struct DnsHostRecord {
     /// See [`ScanRecord::scan_id`].
-    #[serde(with = "clickhouse::serde::uuid")]
+    #[cfg_attr(feature = "clickhouse", serde(with = "clickhouse::serde::uuid"))]
     pub scan_id: Uuid,
     /// See [`ScanRecord::vantage`].
     pub vantage: String,
@@ -192,10 +195,11 @@ fn indeterminate() -> DnssecStatus {
 }
 
 /// One STARTTLS probe of an IP, port and SNI name (table `smtp_probes`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clickhouse::Row)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clickhouse", derive(clickhouse::Row))]
 pub struct SmtpProbeRecord {
     /// See [`ScanRecord::scan_id`].
-    #[serde(with = "clickhouse::serde::uuid")]
+    #[cfg_attr(feature = "clickhouse", serde(with = "clickhouse::serde::uuid"))]
     pub scan_id: Uuid,
     /// See [`ScanRecord::vantage`].
     pub vantage: String,
@@ -321,10 +325,11 @@ impl SmtpProbeRecord {
 pub const REACHED_EHLO_BEFORE_V3_SQL: &str = "result != 'error' OR starttls_advertised";
 
 /// A certificate seen in any chain, deduplicated by SHA-256 (table `certificates`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clickhouse::Row)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clickhouse", derive(clickhouse::Row))]
 pub struct CertificateRecord {
     /// See [`ScanRecord::scan_id`] (the scan that first saw it).
-    #[serde(with = "clickhouse::serde::uuid")]
+    #[cfg_attr(feature = "clickhouse", serde(with = "clickhouse::serde::uuid"))]
     pub scan_id: Uuid,
     /// See [`ScanRecord::vantage`].
     pub vantage: String,
@@ -357,10 +362,11 @@ pub struct CertificateRecord {
 }
 
 /// The MTA-STS (and TLS-RPT) findings of one domain (table `mta_sts_policies`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clickhouse::Row)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clickhouse", derive(clickhouse::Row))]
 pub struct MtaStsPolicyRecord {
     /// See [`ScanRecord::scan_id`].
-    #[serde(with = "clickhouse::serde::uuid")]
+    #[cfg_attr(feature = "clickhouse", serde(with = "clickhouse::serde::uuid"))]
     pub scan_id: Uuid,
     /// See [`ScanRecord::vantage`].
     pub vantage: String,
@@ -398,10 +404,11 @@ pub struct MtaStsPolicyRecord {
 /// The verdict of one canary probe (`mxray canary probe`): whether the path between a vantage
 /// and a canary we run rewrote the SMTP session, with the evidence (table `canary_results`).
 /// The session itself is also an ordinary `smtp_probe` row with the same `scan_id`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clickhouse::Row)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clickhouse", derive(clickhouse::Row))]
 pub struct CanaryResultRecord {
     /// See [`ScanRecord::scan_id`].
-    #[serde(with = "clickhouse::serde::uuid")]
+    #[cfg_attr(feature = "clickhouse", serde(with = "clickhouse::serde::uuid"))]
     pub scan_id: Uuid,
     /// See [`ScanRecord::vantage`].
     pub vantage: String,
