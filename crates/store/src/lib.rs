@@ -11,7 +11,9 @@
 //! - [`JsonlSink`] (`--jsonl`), [`NullSink`], and [`FanOut`] to write to several at once.
 //! - [`migrate`]: versioned, idempotent DDL portable to ClickHouse 18.16 and current releases;
 //!   refuses a database stamped with a newer schema. [`load_dir`]: ingest a result or spill
-//!   directory after verifying its manifest.
+//!   directory, or a release in either layout (flat `<table>.parquet`, or Hive-partitioned
+//!   `table=<name>/vantage=<v>/date=<d>/part-N.parquet`: [`DatasetManifest`]), after
+//!   verifying its manifest.
 //!
 //! What it does not: no scanning, no verdicts, no analysis SQL; it never decides what a record
 //! means. The DDL is the only SQL here (see [`schema`]).
@@ -37,6 +39,7 @@
 
 mod ch;
 mod ch_sink;
+mod dataset;
 mod dictionary;
 pub mod error;
 mod load;
@@ -49,6 +52,9 @@ pub use ch::{
     DEFAULT_DATABASE,
 };
 pub use ch_sink::ClickHouseSink;
+pub use dataset::{
+    DatasetManifest, HiveFile, HiveManifest, HiveTable, TablePart, HIVE_FORMAT, REFERENCE_TABLES,
+};
 pub use dictionary::data_dictionary;
 pub use error::StoreError;
 pub use load::{load_dir, LoadReport};
