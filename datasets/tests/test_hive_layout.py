@@ -10,7 +10,6 @@ import re
 import subprocess
 import sys
 
-import chdb
 import duckdb
 import pandas as pd
 import pyarrow as pa
@@ -23,6 +22,11 @@ from release_io import (DATE_COLUMN, EXAMPLE, EXPORT, PARTITIONED, REPO, TABLES,
 
 sys.path.insert(0, str(REPO / "notebooks"))
 import mxray_sql  # noqa: E402
+
+
+def chdb_query(sql, fmt):
+    """Through the process-wide chDB session (chDB runs one embedded server per process)."""
+    return mxray_sql._chdb_session().query(sql, fmt)
 
 
 @pytest.fixture(scope="module")
@@ -182,18 +186,18 @@ def test_chdb_file_glob_with_partition_filter_equals_flat(pair):
         col = DATE_COLUMN[table]
         for vantage, date in partitions(flat, table):
             glob = f"{hive}/table={table}/**/*.parquet"
-            got = chdb.query(
+            got = chdb_query(
                 f"SELECT count() AS n, uniqExact(scan_id) AS scans, min({col}) AS first "
                 f"FROM file('{glob}', Parquet) WHERE vantage = '{vantage}' AND date = '{date}' "
                 "SETTINGS use_hive_partitioning = 1", "DataFrame")
-            want = chdb.query(
+            want = chdb_query(
                 f"SELECT count() AS n, uniqExact(scan_id) AS scans, min({col}) AS first "
                 f"FROM file('{flat}/{table}.parquet', Parquet) "
                 f"WHERE vantage = '{vantage}' AND toDate({col}, 'UTC') = '{date}'", "DataFrame")
             pd.testing.assert_frame_equal(got, want)
             assert got["n"][0] > 0
     # The partition columns' types as ClickHouse infers them from the path.
-    types = chdb.query(f"SELECT toTypeName(vantage), toTypeName(date) FROM "
+    types = chdb_query(f"SELECT toTypeName(vantage), toTypeName(date) FROM "
                        f"file('{hive}/table=domains/**/*.parquet', Parquet) LIMIT 1 "
                        "SETTINGS use_hive_partitioning = 1", "CSV").data()
     assert "String" in types and "Date" in types

@@ -18,7 +18,9 @@ use mxray_model::{RecordKind, SCHEMA_VERSION};
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
-use crate::parquet_sink::{file_digest, Manifest, ManifestScan, TableReader, MANIFEST, MANIFEST_FORMAT};
+use crate::parquet_sink::{
+    file_digest, Manifest, ManifestScan, TableReader, MANIFEST, MANIFEST_FORMAT,
+};
 use crate::schema::kind_of_table;
 
 /// `format` value of a Hive-layout release's manifest.
@@ -237,7 +239,9 @@ impl DatasetManifest {
 fn join_relative(dir: &Path, rel: &str) -> Result<PathBuf, StoreError> {
     let bad = rel.is_empty()
         || rel.contains('\\')
-        || rel.split('/').any(|c| c.is_empty() || c == "." || c == "..")
+        || rel
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
         || !Path::new(rel)
             .components()
             .all(|c| matches!(c, Component::Normal(_)));
@@ -281,8 +285,7 @@ impl HiveManifest {
                     format!("{}: table {:?} has no entry in \"tables\"", f.path, f.table),
                 ));
             };
-            if kind_of_table(&f.table).is_none() && !REFERENCE_TABLES.contains(&f.table.as_str())
-            {
+            if kind_of_table(&f.table).is_none() && !REFERENCE_TABLES.contains(&f.table.as_str()) {
                 return Err(manifest_error(dir, format!("unknown table {:?}", f.table)));
             }
             if f.schema_version > SCHEMA_VERSION {
@@ -299,7 +302,10 @@ impl HiveManifest {
             if !f.path.starts_with(&format!("{}/", table.path)) {
                 return Err(manifest_error(
                     dir,
-                    format!("{}: not under its table's directory {}/", f.path, table.path),
+                    format!(
+                        "{}: not under its table's directory {}/",
+                        f.path, table.path
+                    ),
                 ));
             }
             for key in &table.partitioning {

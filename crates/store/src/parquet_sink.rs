@@ -1172,7 +1172,11 @@ impl TableReader {
     /// the file holds the table's columns except `vantage`, which is `vantage` for every row.
     /// A file that also holds a `vantage` column is refused (readers adding the partition
     /// column would meet it twice).
-    pub fn open_partition(path: &Path, kind: RecordKind, vantage: &str) -> Result<Self, StoreError> {
+    pub fn open_partition(
+        path: &Path,
+        kind: RecordKind,
+        vantage: &str,
+    ) -> Result<Self, StoreError> {
         Self::open_inner(path, kind, Some(vantage.to_owned()))
     }
 
@@ -1209,7 +1213,11 @@ impl TableReader {
                 message: format!(
                     "columns are not those of table {}{} (found {names:?})",
                     kind.table(),
-                    if vantage.is_some() { " without vantage" } else { "" }
+                    if vantage.is_some() {
+                        " without vantage"
+                    } else {
+                        ""
+                    }
                 ),
             });
         }

@@ -88,7 +88,9 @@ async fn hive_release_reads_back_every_record() {
     };
     // One row per part: the cap splits the partitions (and certificates) into part-0, part-1, ...
     assert!(
-        hive.files.iter().any(|f| f.path.ends_with("/part-1.parquet")),
+        hive.files
+            .iter()
+            .any(|f| f.path.ends_with("/part-1.parquet")),
         "no partition was split"
     );
     assert!(hive
@@ -160,7 +162,10 @@ async fn example_release_loads_with_the_manifest_row_counts() {
         );
         let stored: u64 = c
             .client()
-            .query(&format!("SELECT count() FROM `{}`.{name} FINAL", c.database))
+            .query(&format!(
+                "SELECT count() FROM `{}`.{name} FINAL",
+                c.database
+            ))
             .fetch_one()
             .await
             .expect("count");
@@ -192,8 +197,7 @@ async fn corrupted_or_misplaced_part_is_refused_naming_the_file() {
     let victim = manifest
         .files
         .iter()
-        .filter(|f| f.table == "smtp_probes" && f.path.contains("vantage=isp/") && f.rows > 0)
-        .last()
+        .rfind(|f| f.table == "smtp_probes" && f.path.contains("vantage=isp/") && f.rows > 0)
         .expect("an isp probe part")
         .path
         .clone();
@@ -224,7 +228,10 @@ async fn corrupted_or_misplaced_part_is_refused_naming_the_file() {
     }
     std::fs::write(dir.join(MANIFEST), m.to_string()).expect("edit manifest");
     let err = load_dir(&dir, &c).await.expect_err("moved").to_string();
-    assert!(err.contains(&moved) && err.contains("partition vantage"), "{err}");
+    assert!(
+        err.contains(&moved) && err.contains("partition vantage"),
+        "{err}"
+    );
 
     assert!(!database_exists(&c).await, "something was inserted");
 }
