@@ -8,9 +8,15 @@ The queries name plain tables (``scans``, ``domains``, ``dns_hosts``, ``smtp_pro
   (ClickHouse 23.2 and later) every query runs with ``final = 1``, so rows that the
   ReplacingMergeTree tables have not merged yet are not counted twice;
 - or to views over Parquet files in an in-process chDB session (the current ClickHouse engine):
-  a result directory of ``mxray scan --out DIR``, a release written by ``scripts/export-dataset``,
-  a directory of such directories, or several of them. ``ip_asn`` comes from an ``ip_asn.parquet``
-  found there (``scripts/load-asn``), or from ``ip_asn=PATH``; without one it is an empty table.
+  a result directory of ``mxray scan --out DIR`` (``<table>.parquet``), a release written by
+  ``scripts/export-dataset`` in either layout (the Hive-partitioned
+  ``table=<name>/vantage=<v>/date=<D>/part-N.parquet``, whose ``manifest.json`` gives each table's
+  columns, or the flat one), a directory of such directories, or several of them. A partitioned
+  table is one ``file()`` glob over its directory with ``use_hive_partitioning``: ``vantage``
+  comes from the path, and the view has the table's columns in mxray's order, as a flat file
+  does (no ``date`` or ``table`` column). ``ip_asn`` comes from an ``ip_asn.parquet`` or a
+  ``table=ip_asn/`` found there (``scripts/load-asn``), or from ``ip_asn=PATH``; without one it is
+  an empty table.
 
 What it does not do: it does not change the SQL. Each file runs unchanged with ``clickhouse
 client``/``clickhouse local`` (pass ``--param_NAME=VALUE``); this module only substitutes the
@@ -34,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import json
 import os
 import re
 import sys
@@ -237,21 +244,83 @@ def _sql_string(s: str) -> str:
     return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def find_table_files(roots: Iterable[os.PathLike | str], table: str) -> list[Path]:
-    """``<table>.parquet`` in each root and in its sub-directories (a directory of scans)."""
-    found: list[Path] = []
+#: ``format`` of a release in the Hive-partitioned layout (scripts/export-dataset).
+HIVE_FORMAT = "mxray-parquet-hive"
+
+
+def hive_manifest(root: os.PathLike | str) -> dict | None:
+    """The manifest of a Hive-layout release at ``root``, or None when ``root`` is not one."""
+    path = Path(root) / "manifest.json"
+    if not path.is_file():
+        if any(Path(root).glob("table=*")):
+            raise QueryError(f"{root}: a table=<name>/ layout without manifest.json (it names "
+                             "each table's columns)")
+        return None
+    try:
+        m = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise QueryError(f"{path}: cannot read the manifest ({e})") from None
+    return m if m.get("format") == HIVE_FORMAT else None
+
+
+@dataclass(frozen=True)
+class HiveTable:
+    """One table of a Hive-layout release: its directory and its columns in mxray's order."""
+
+    path: Path
+    columns: tuple[str, ...]
+    partitioning: tuple[str, ...]
+
+    def select(self, columns: Iterable[str] | None = None) -> str:
+        """A SELECT of the table's columns over every part (one glob, hive partitioning on)."""
+        cols = []
+        for c in (self.columns if columns is None else columns):
+            # A partition value is LowCardinality(String) from the path; the flat files hold String.
+            cols.append(f"CAST(`{c}` AS String) AS `{c}`" if c in self.partitioning else f"`{c}`")
+        glob = _sql_string(str(self.path / "**" / "*.parquet"))
+        return (f"SELECT {', '.join(cols)} FROM file({glob}, Parquet) "
+                "SETTINGS use_hive_partitioning = 1")
+
+
+def find_tables(roots: Iterable[os.PathLike | str], table: str) -> list[Path | HiveTable]:
+    """Where ``table`` lives under each root: ``<table>.parquet`` files (a result directory,
+    a flat release) or the ``table=<table>/`` directory of a Hive-layout release; the root
+    itself or its sub-directories (a directory of scans or releases)."""
+    found: list[Path | HiveTable] = []
+
+    def in_dir(d: Path) -> bool:
+        m = hive_manifest(d)
+        if m is not None:
+            entry = m.get("tables", {}).get(table)
+            if entry is not None:
+                found.append(HiveTable((d / entry["path"]).resolve(), tuple(entry["columns"]),
+                                       tuple(c for c in entry.get("partitioning", [])
+                                             if c in entry["columns"])))
+            return True
+        direct = d / f"{table}.parquet"
+        if direct.is_file():
+            found.append(direct.resolve())
+            return True
+        return False
+
     for root in roots:
         root = Path(root)
         if root.is_file():
             if root.name == f"{table}.parquet":
                 found.append(root.resolve())
             continue
-        direct = root / f"{table}.parquet"
-        if direct.is_file():
-            found.append(direct.resolve())
-        else:
-            found.extend(p.resolve() for p in sorted(root.glob(f"*/{table}.parquet")))
+        if not in_dir(root):
+            for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+                in_dir(sub)
     return found
+
+
+def find_table_files(roots: Iterable[os.PathLike | str], table: str) -> list[Path]:
+    """The Parquet files of ``table`` under the roots (every part of a Hive-layout table)."""
+    files: list[Path] = []
+    for t in find_tables(roots, table):
+        files.extend([t] if isinstance(t, Path) else sorted(t.path.glob("**/*.parquet")))
+    return files
 
 
 _CHDB = {"session": None, "tmp": None, "count": 0}
@@ -290,30 +359,33 @@ class ParquetSource(Source):
         _CHDB["count"] += 1
         self.database = f"mxray_{os.getpid()}_{_CHDB['count']}"
         self.description = "Parquet " + ", ".join(str(r) for r in self.roots)
-        self.files: dict[str, list[Path]] = {}
+        #: Per table, its ``<table>.parquet`` files and Hive-layout table directories.
+        self.files: dict[str, list[Path | HiveTable]] = {}
         db = self.database
         self._exec(f"CREATE DATABASE {db}")
         try:
             for table in SCAN_TABLES:
-                files = find_table_files(self.roots, table)
-                if not files and table in OPTIONAL_TABLES:
+                found = find_tables(self.roots, table)
+                if not found and table in OPTIONAL_TABLES:
                     continue
-                if not files:
-                    raise QueryError(
-                        f"no {table}.parquet under {', '.join(map(str, self.roots))}")
-                self.files[table] = files
+                if not found:
+                    raise QueryError(f"no {table}.parquet or table={table}/ under "
+                                     f"{', '.join(map(str, self.roots))}")
+                self.files[table] = found
                 body = " UNION ALL ".join(
-                    f"SELECT * FROM file({_sql_string(str(f))}, Parquet)" for f in files
+                    f"SELECT * FROM file({_sql_string(str(f))}, Parquet)" if isinstance(f, Path)
+                    else f.select()
+                    for f in found
                 )
                 self._exec(f"CREATE VIEW {db}.{table} AS {body}")
-            asn_files = ([Path(ip_asn).resolve()] if ip_asn
-                         else find_table_files(self.roots, "ip_asn"))
-            if asn_files:
-                self.files["ip_asn"] = asn_files
+            asn_found = ([Path(ip_asn).resolve()] if ip_asn else find_tables(self.roots, "ip_asn"))
+            if asn_found:
+                self.files["ip_asn"] = asn_found
+                asn_cols = ("family", "network", "length", "asn", "as_name", "country")
                 body = " UNION ALL ".join(
-                    f"SELECT family, network, length, asn, as_name, country "
-                    f"FROM file({_sql_string(str(f))}, Parquet)"
-                    for f in asn_files
+                    f"SELECT {', '.join(asn_cols)} FROM file({_sql_string(str(f))}, Parquet)"
+                    if isinstance(f, Path) else f.select(asn_cols)
+                    for f in asn_found
                 )
                 self._exec(f"CREATE VIEW {db}.ip_asn AS {body}")
             else:

@@ -9,13 +9,14 @@ import pyarrow.parquet as pq
 import pytest
 
 import mxray_sql
-from conftest import EXAMPLE
+from conftest import flat_example
 
 
 def variant(tmp_path, table, edit):
-    """A copy of the example with `edit(DataFrame) -> DataFrame` applied to one table."""
+    """A copy of the example (flat layout) with `edit(DataFrame) -> DataFrame` applied to one
+    table."""
     d = tmp_path / "variant"
-    shutil.copytree(EXAMPLE, d)
+    shutil.copytree(flat_example(), d)
     t = pq.read_table(d / f"{table}.parquet")
     df = edit(t.to_pandas())
     pq.write_table(pa.Table.from_pandas(df, schema=t.schema, preserve_index=False),

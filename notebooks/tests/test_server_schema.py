@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import mxray_sql
-from conftest import EXAMPLE
+from conftest import flat_example
 
 # The identity of each record: the ORDER BY of crates/store/src/schema.rs (docs/storage.md).
 ORDER_BY = {
@@ -53,7 +53,7 @@ def create_server_db(session, db: str) -> None:
     for table in mxray_sql.SCAN_TABLES:
         if table in mxray_sql.OPTIONAL_TABLES:
             continue  # no query of the library reads it
-        path = EXAMPLE / f"{table}.parquet"
+        path = flat_example() / f"{table}.parquet"
         schema = pq.read_schema(path)
         cols, selects, names = [], [], []
         for f in schema:
@@ -77,7 +77,7 @@ def create_server_db(session, db: str) -> None:
         f"CREATE TABLE {db}.ip_asn {mxray_sql.IP_ASN_DDL} "
         f"ENGINE = MergeTree ORDER BY (family, length, network)", "CSV")
     session.query(f"INSERT INTO {db}.ip_asn SELECT family, network, length, asn, as_name, country "
-                  f"FROM file('{EXAMPLE / 'ip_asn.parquet'}', Parquet)", "CSV")
+                  f"FROM file('{flat_example() / 'ip_asn.parquet'}', Parquet)", "CSV")
 
 
 class ServerShaped(mxray_sql.Source):

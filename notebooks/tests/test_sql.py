@@ -47,11 +47,14 @@ def test_bind_checks_parameters():
 
 
 def test_directory_of_scan_directories_is_one_source(tmp_path, tables):
-    # Two "scan directories" (copies of the release) under one root: every row counted twice.
+    # Two "scan directories" under one root, the release in each layout (Hive-partitioned and
+    # flat): every row counted twice.
     import shutil
 
-    for name in ("a", "b"):
-        shutil.copytree(mxray_sql.Path(tables_root()), tmp_path / name)
+    from conftest import flat_example
+
+    shutil.copytree(mxray_sql.Path(tables_root()), tmp_path / "a")
+    shutil.copytree(flat_example(), tmp_path / "b")
     with mxray_sql.connect(tmp_path) as s:
         n = s.sql("SELECT count() AS n FROM domains")["n"][0]
         assert n == 2 * len(tables.domains)
@@ -152,7 +155,12 @@ def test_tls_versions_shares_sum_to_one(src, tables):
         assert g["share"].sum() == pytest.approx(1.0)
         sel = ok[(ok["scan_date"] == as_date(date)) & (ok["vantage"] == vantage)]
         assert g["ips"].sum() >= sel.groupby(["ip", "port"]).ngroups
-    assert set(got["tls_version"]) <= {"TLSv1.2", "TLSv1.3"}
+    # The versions the probes negotiated (the lab has a TLS 1.0-only host, reached through the
+    # OpenSSL engine: `tls_legacy`).
+    assert set(got["tls_version"]) == set(ok["tls_version"].dropna())
+    assert set(got["tls_version"]) <= {"TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"}
+    legacy = ok[ok["tls_version"].isin(["TLSv1.0", "TLSv1.1"])]
+    assert legacy["tls_legacy"].all()
 
 
 def test_mx_providers_counts_shared_hosts(src, tables):
@@ -332,9 +340,9 @@ def test_stripping_by_network_equals_pandas(src, tables):
 def test_empty_ip_asn_maps_nothing(tmp_path):
     import shutil
 
-    from conftest import EXAMPLE
+    from conftest import flat_example
 
-    for f in EXAMPLE.glob("*.parquet"):
+    for f in flat_example().glob("*.parquet"):
         if f.name != "ip_asn.parquet":
             shutil.copy(f, tmp_path / f.name)
     with mxray_sql.connect(tmp_path) as s:
@@ -354,12 +362,13 @@ def test_vantage_disagreement_agrees_with_mxray_report(src):
     import json
     import subprocess
 
-    from conftest import EXAMPLE, REPO
+    from conftest import REPO, flat_example
 
     mxray = REPO / "target" / "debug" / "mxray"
     if not mxray.exists():
         pytest.skip("SKIP: target/debug/mxray not built")
-    out = subprocess.run([str(mxray), "report", "--json", str(EXAMPLE)], check=True,
+    # `mxray report` reads result directories (`<table>.parquet`): the example's flat export.
+    out = subprocess.run([str(mxray), "report", "--json", str(flat_example())], check=True,
                          capture_output=True, text=True).stdout
     report = json.loads(out)["disagreements"]
     from_report = {(d["ip"], int(d["port"]), tuple(sorted(v[0] for v in d["without_tls"])))

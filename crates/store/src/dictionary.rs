@@ -103,6 +103,16 @@ pub fn data_dictionary() -> String {
            `duckdb.read_parquet`, `pandas.read_parquet`, `polars.read_parquet`. `manifest.json`\n  \
            lists each file's rows and SHA-256; `mxray load DIR --clickhouse URL` checks them and\n  \
            ingests the directory.\n\
+         - Releases (`scripts/export-dataset`) are Hive-partitioned by default:\n  \
+           `table=<name>/vantage=<v>/date=<YYYY-MM-DD>/part-N.parquet`, `date` the UTC date of\n  \
+           the record's own time column (`started_at`, `scanned_at`, `resolved_at`, `probed_at`,\n  \
+           `fetched_at`); `certificates` (deduplicated over the release) and `ip_asn` are\n  \
+           `table=<name>/part-N.parquet`. `vantage` and `date` are in the path only, not in the\n  \
+           files: read a table's directory with hive partitioning (`pandas.read_parquet(dir)`,\n  \
+           `pyarrow.dataset(dir, partitioning=\"hive\")`, ClickHouse `file('dir/**/*.parquet')`\n  \
+           with `use_hive_partitioning = 1`, DuckDB `hive_partitioning = true`). Its\n  \
+           `manifest.json` (format `mxray-parquet-hive`) lists every file with its partition,\n  \
+           rows, bytes, SHA-256 and schema version; `mxray load` reads this layout too.\n\
          - ClickHouse stores the TLSA records of `dns_hosts` as a `Nested` column (parallel\n  \
            arrays `tlsa.usage`, `tlsa.selector`, `tlsa.matching_type`, `tlsa.data`; use\n  \
            `ARRAY JOIN tlsa`), because ClickHouse 18.16 cannot store `Array(Tuple)`. Parquet\n  \

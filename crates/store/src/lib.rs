@@ -12,7 +12,9 @@
 //! - [`migrate`]: versioned, idempotent DDL portable to ClickHouse 18.16 and current releases;
 //!   refuses a database stamped with a newer schema. With [`ClickHouseConfig::cluster`] it lays
 //!   the database out for a ClickHouse cluster ([`schema::Layout`]: replicated local tables
-//!   under `Distributed` public names). [`load_dir`]: ingest a result or spill directory after
+//!   under `Distributed` public names). [`load_dir`]: ingest a result or spill directory, or a
+//!   release in either layout (flat `<table>.parquet`, or Hive-partitioned
+//!   `table=<name>/vantage=<v>/date=<d>/part-N.parquet`: [`DatasetManifest`]), after
 //!   verifying its manifest. [`supersede_attempts`]: a re-run campaign shard deletes the rows
 //!   of its earlier unfinished attempts.
 //!
@@ -41,6 +43,7 @@
 
 mod ch;
 mod ch_sink;
+mod dataset;
 mod dictionary;
 pub mod error;
 mod load;
@@ -54,6 +57,9 @@ pub use ch::{
     DEFAULT_DATABASE,
 };
 pub use ch_sink::ClickHouseSink;
+pub use dataset::{
+    DatasetManifest, HiveFile, HiveManifest, HiveTable, TablePart, HIVE_FORMAT, REFERENCE_TABLES,
+};
 pub use dictionary::data_dictionary;
 pub use error::StoreError;
 pub use load::{load_dir, LoadReport};

@@ -1,11 +1,11 @@
-//! `mxray load`: ingest a Parquet result directory (or a spill directory) into ClickHouse.
+//! `mxray load`: ingest a Parquet result directory, a release (flat or Hive-partitioned), or a
+//! spill directory into ClickHouse.
 
 use std::path::{Path, PathBuf};
 
 use crate::ch::{self, ClickHouseConfig};
+use crate::dataset::DatasetManifest;
 use crate::error::{classify, ErrorClass, StoreError};
-use crate::parquet_sink::{Manifest, TableReader};
-use crate::schema::kind_of_table;
 use crate::sink::{count, TableCounts};
 
 /// What [`load_dir`] did.
@@ -16,41 +16,45 @@ pub struct LoadReport {
     pub dir: PathBuf,
     /// Rows sent per table.
     pub rows: TableCounts,
+    /// Parquet files read (one per table in a flat directory, every part of a Hive layout).
+    pub files: usize,
+    /// `true` for a Hive-partitioned release (`table=<name>/vantage=<v>/date=<d>/`).
+    pub hive: bool,
 }
 
 /// Verify the manifest (every file's size and SHA-256), migrate the database, and insert every
-/// table file in batches of [`ClickHouseConfig::batch_rows`]. Transient failures are retried
-/// with backoff up to [`ClickHouseConfig::spill_after`]; then the load fails (nothing is
-/// spilled: the files are already on disk). Running it twice stores every row once: the tables
-/// deduplicate on the record key (read with `FINAL`).
+/// table file in batches of [`ClickHouseConfig::batch_rows`]. The layout is the manifest's
+/// `format`: a flat directory (`<table>.parquet`, what `mxray scan --out` writes) or a
+/// Hive-partitioned release (`scripts/export-dataset`), whose parts lack `vantage` (it is
+/// taken from their path). A release's `ip_asn` is verified but not inserted (that is
+/// `scripts/load-asn`). Transient failures are retried with backoff up to
+/// [`ClickHouseConfig::spill_after`]; then the load fails (nothing is spilled: the files are
+/// already on disk). Running it twice stores every row once: the tables deduplicate on the
+/// record key (read with `FINAL`).
 ///
 /// Refused before anything is inserted: a missing or malformed manifest, a file whose size or
 /// checksum differs from the manifest (truncated, tampered), a file whose row count or columns
-/// differ.
+/// differ, a part outside its table's directory or partition.
 pub async fn load_dir(dir: &Path, config: &ClickHouseConfig) -> Result<LoadReport, StoreError> {
-    let manifest = Manifest::read(dir)?;
+    let manifest = DatasetManifest::read(dir)?;
     manifest.verify(dir)?;
     // Open every file first, so that a wrong file is refused before any insert.
     let mut readers = Vec::new();
-    for (table, entry) in &manifest.tables {
-        let kind = kind_of_table(table).ok_or_else(|| StoreError::Manifest {
-            path: dir.join(crate::parquet_sink::MANIFEST),
-            message: format!("unknown table {table:?}"),
-        })?;
-        let path = dir.join(&entry.file);
-        let reader = TableReader::open(&path, kind)?;
-        if reader.total_rows() != entry.rows {
+    for part in manifest.parts(dir)? {
+        let reader = part.open()?;
+        if reader.total_rows() != part.rows {
             return Err(StoreError::Manifest {
-                path,
+                path: part.path,
                 message: format!(
                     "holds {} rows, the manifest says {}",
                     reader.total_rows(),
-                    entry.rows
+                    part.rows
                 ),
             });
         }
-        readers.push((kind, reader));
+        readers.push((part.kind, reader));
     }
+    let files = readers.len();
     ch::migrate(config).await?;
     let client = config.client();
     let mut rows = TableCounts::new();
@@ -87,5 +91,7 @@ pub async fn load_dir(dir: &Path, config: &ClickHouseConfig) -> Result<LoadRepor
     Ok(LoadReport {
         dir: dir.to_owned(),
         rows,
+        files,
+        hive: matches!(manifest, DatasetManifest::Hive(_)),
     })
 }

@@ -1156,6 +1156,8 @@ pub struct TableReader {
     total: u64,
     /// The file predates `smtp_probe.reached_ehlo` (schema < 3): derive it per row.
     derive_reached_ehlo: bool,
+    /// The `vantage` of every row, when it is a partition of the path and not in the file.
+    vantage: Option<String>,
 }
 
 impl std::fmt::Debug for TableReader {
@@ -1173,6 +1175,26 @@ impl TableReader {
     /// rows read with the added fields' defaults (null, empty, false), as ClickHouse fills
     /// the added columns of old rows.
     pub fn open(path: &Path, kind: RecordKind) -> Result<Self, StoreError> {
+        Self::open_inner(path, kind, None)
+    }
+
+    /// Open one part of a Hive-partitioned table (`table=<t>/vantage=<v>/date=<d>/part-N`):
+    /// the file holds the table's columns except `vantage`, which is `vantage` for every row.
+    /// A file that also holds a `vantage` column is refused (readers adding the partition
+    /// column would meet it twice).
+    pub fn open_partition(
+        path: &Path,
+        kind: RecordKind,
+        vantage: &str,
+    ) -> Result<Self, StoreError> {
+        Self::open_inner(path, kind, Some(vantage.to_owned()))
+    }
+
+    fn open_inner(
+        path: &Path,
+        kind: RecordKind,
+        vantage: Option<String>,
+    ) -> Result<Self, StoreError> {
         let file = File::open(path).map_err(|e| StoreError::io(path, e))?;
         let reader = SerializedFileReader::new(file).map_err(|e| StoreError::parquet(path, e))?;
         let meta = reader.metadata().file_metadata();
@@ -1182,13 +1204,30 @@ impl TableReader {
             .iter()
             .map(|f| f.name())
             .collect();
-        let expected: Vec<&str> = columns(kind).iter().map(|c| c.name).collect();
+        let expected: Vec<&str> = columns(kind)
+            .iter()
+            .map(|c| c.name)
+            .filter(|&c| vantage.is_none() || c != "vantage")
+            .collect();
+        if vantage.is_some() && names.contains(&"vantage") {
+            return Err(StoreError::Manifest {
+                path: path.to_owned(),
+                message: "holds a vantage column, but vantage is a partition of the path in \
+                          this layout"
+                    .into(),
+            });
+        }
         if names.is_empty() || !expected.starts_with(&names) {
             return Err(StoreError::Manifest {
                 path: path.to_owned(),
                 message: format!(
-                    "columns are not those of table {} (found {names:?})",
-                    kind.table()
+                    "columns are not those of table {}{} (found {names:?})",
+                    kind.table(),
+                    if vantage.is_some() {
+                        " without vantage"
+                    } else {
+                        ""
+                    }
                 ),
             });
         }
@@ -1201,6 +1240,7 @@ impl TableReader {
             row: 0,
             total,
             derive_reached_ehlo,
+            vantage,
         })
     }
 
@@ -1222,6 +1262,9 @@ impl TableReader {
             };
             let mut obj = row_to_json(&row).map_err(bad)?;
             obj.insert("record".into(), Value::String(self.kind.as_str().into()));
+            if let Some(v) = &self.vantage {
+                obj.insert("vantage".into(), Value::String(v.clone()));
+            }
             // Through text: the model's UUID field only deserializes from a borrowed str.
             let text = Value::Object(obj).to_string();
             let mut rec: Record = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;

@@ -1,5 +1,6 @@
-//! `mxray load DIR --clickhouse URL`: ingest a Parquet result directory (or a spill directory)
-//! into ClickHouse, after verifying every file against `manifest.json`.
+//! `mxray load DIR --clickhouse URL`: ingest a Parquet result directory, a release (flat or
+//! Hive-partitioned, told apart by the manifest's format) or a spill directory into ClickHouse,
+//! after verifying every file against `manifest.json`.
 
 use std::process::ExitCode;
 
@@ -11,7 +12,8 @@ use crate::settings::{Settings, UsageError};
 /// Arguments of `mxray load`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct LoadArgs {
-    /// A result directory (manifest.json + Parquet files) or a spill directory.
+    /// A result directory (manifest.json + Parquet files), a release of scripts/export-dataset
+    /// (flat or table=<name>/vantage=<v>/date=<d>/part-N.parquet), or a spill directory.
     pub dir: std::path::PathBuf,
 }
 
@@ -36,8 +38,10 @@ pub(crate) async fn run(settings: &Settings, args: &LoadArgs) -> anyhow::Result<
         .map(|(table, n)| format!("{table} {n}"))
         .collect();
     println!(
-        "loaded {total} rows from {} into database {} ({})",
+        "loaded {total} rows from {} ({} layout, {} files) into database {} ({})",
         args.dir.display(),
+        if report.hive { "hive" } else { "flat" },
+        report.files,
         cfg.database,
         per_table.join(", ")
     );
