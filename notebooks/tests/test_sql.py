@@ -362,15 +362,20 @@ def test_vantage_disagreement_agrees_with_mxray_report(src):
     import json
     import subprocess
 
-    from conftest import REPO, flat_example
+    from conftest import EXAMPLE, REPO, flat_example
 
     mxray = REPO / "target" / "debug" / "mxray"
     if not mxray.exists():
         pytest.skip("SKIP: target/debug/mxray not built")
-    # `mxray report` reads result directories (`<table>.parquet`): the example's flat export.
-    out = subprocess.run([str(mxray), "report", "--json", str(flat_example())], check=True,
-                         capture_output=True, text=True).stdout
-    report = json.loads(out)["disagreements"]
+
+    def mxray_report(d):
+        return json.loads(subprocess.run([str(mxray), "report", "--json", str(d)], check=True,
+                                         capture_output=True, text=True).stdout)
+
+    # `mxray report` reads the Hive-partitioned release and its flat export alike.
+    hive = mxray_report(EXAMPLE)
+    assert hive == mxray_report(flat_example())
+    report = hive["disagreements"]
     from_report = {(d["ip"], int(d["port"]), tuple(sorted(v[0] for v in d["without_tls"])))
                    for d in report}
     got = src.run("vantage_disagreement")

@@ -9,7 +9,7 @@ use anyhow::Context;
 use mxray_model::{Record, RecordKind};
 use mxray_scan::campaign::CampaignStatus;
 use mxray_scan::report::Report;
-use mxray_store::{read_table, ClickHouseConfig, TableReader};
+use mxray_store::{read_table, ClickHouseConfig, DatasetManifest, TableReader};
 use uuid::Uuid;
 
 use crate::settings::{Settings, UsageError};
@@ -51,15 +51,29 @@ impl Source<'_> {
             }
             Source::Dirs(dirs) => {
                 for dir in *dirs {
-                    let path = dir.join(format!("{}.parquet", kind.table()));
-                    let mut reader = TableReader::open(&path, kind)
-                        .with_context(|| format!("reading {}", path.display()))?;
-                    loop {
-                        let chunk = reader.next_chunk(65_536)?;
-                        if chunk.is_empty() {
-                            break;
+                    // A published release in the Hive layout: the table's parts; otherwise a
+                    // scan's (or a flat release's) `<table>.parquet`.
+                    let readers: Vec<TableReader> = match DatasetManifest::read(dir) {
+                        Ok(m @ DatasetManifest::Hive(_)) => m
+                            .table_parts(dir, kind)?
+                            .iter()
+                            .map(|p| p.open())
+                            .collect::<Result<_, _>>()
+                            .with_context(|| format!("reading {}", dir.display()))?,
+                        _ => {
+                            let path = dir.join(format!("{}.parquet", kind.table()));
+                            vec![TableReader::open(&path, kind)
+                                .with_context(|| format!("reading {}", path.display()))?]
                         }
-                        chunk.iter().for_each(&mut f);
+                    };
+                    for mut reader in readers {
+                        loop {
+                            let chunk = reader.next_chunk(65_536)?;
+                            if chunk.is_empty() {
+                                break;
+                            }
+                            chunk.iter().for_each(&mut f);
+                        }
                     }
                 }
             }
