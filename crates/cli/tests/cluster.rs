@@ -141,27 +141,31 @@ fn migrate_cluster(cluster: &Cluster, node: &str, db: &str, what: &str) -> Strin
     )
 }
 
-fn scan_shard(shard: usize, url: &str, out: &Path, log: &Path) -> Child {
+/// `mxray scan --lab --lab-domains N` with `extra` arguments into ClickHouse at `url` and
+/// Parquet at `out`, stderr to `log`, started in the background.
+fn spawn_lab_scan(domains: &str, extra: &[&str], url: &str, out: &Path, log: &Path) -> Child {
     common::mxray()
         .args([
             "scan",
             "--lab",
             "--lab-domains",
-            "6000",
+            domains,
             "--timeout",
             "2",
             "--quiet",
-            "--shard",
-            &format!("{shard}/3"),
-            "--clickhouse",
-            url,
         ])
+        .args(extra)
+        .args(["--clickhouse", url])
         .arg("--out")
         .arg(out)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).expect("log"))
         .spawn()
         .expect("start mxray scan")
+}
+
+fn scan_shard(shard: usize, url: &str, out: &Path, log: &Path) -> Child {
+    spawn_lab_scan("6000", &["--shard", &format!("{shard}/3")], url, out, log)
 }
 
 fn campaign_of(dir: &Path) -> String {
@@ -355,26 +359,7 @@ fn wait_for_mutations(cluster: &Cluster, db: &str) {
 }
 
 fn rerun_scan(url: &str, out: &Path, log: &Path) -> Child {
-    common::mxray()
-        .args([
-            "scan",
-            "--lab",
-            "--lab-domains",
-            "3000",
-            "--timeout",
-            "2",
-            "--quiet",
-            "--campaign",
-            "rerun-test",
-            "--clickhouse",
-            url,
-        ])
-        .arg("--out")
-        .arg(out)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).expect("log"))
-        .spawn()
-        .expect("start mxray scan")
+    spawn_lab_scan("3000", &["--campaign", "rerun-test"], url, out, log)
 }
 
 #[test]

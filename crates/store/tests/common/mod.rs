@@ -100,3 +100,16 @@ pub fn sorted(mut v: Vec<Record>) -> Vec<Record> {
     v.sort_by_key(|r| serde_json::to_string(r).expect("json"));
     v
 }
+
+/// Every table of the database holds exactly `records` (of its kind), read with `FINAL`.
+pub async fn assert_tables_hold(c: &ClickHouseConfig, records: &[Record]) {
+    for &kind in mxray_store::schema::TABLES {
+        let back = mxray_store::read_table(c, kind).await.expect("read");
+        let expected: Vec<Record> = records
+            .iter()
+            .filter(|r| r.kind() == kind)
+            .cloned()
+            .collect();
+        assert_eq!(sorted(back), sorted(expected), "{}", kind.table());
+    }
+}
