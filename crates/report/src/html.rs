@@ -61,7 +61,7 @@ impl Default for PageOptions {
 
 const CSS: &str = "body{font-family:'DejaVu Sans',Verdana,sans-serif;margin:1.5em auto;max-width:1200px;\
 color:#222;padding:0 1em}h1{font-size:1.5em}h2{border-bottom:1px solid #ccc;margin-top:2em}\
-nav a{margin-right:1em}figure{display:inline-block;margin:.5em 1em .5em 0}figcaption{font-size:.85em;\
+nav a{margin-right:1em}figure{display:inline-block;vertical-align:top;width:560px;margin:.5em 1em .5em 0}figure svg{width:100%;height:auto}figcaption{font-size:.85em;\
 color:#555}table{border-collapse:collapse;margin:.5em 0;font-size:.85em}th,td{border:1px solid #ddd;\
 padding:3px 6px;vertical-align:top;text-align:left}th{background:#f3f3f3;cursor:pointer;\
 user-select:none}th[aria-sort=ascending]::after{content:' \\25B2'}th[aria-sort=descending]::after\
