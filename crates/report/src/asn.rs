@@ -141,9 +141,9 @@ mod tests {
     #[test]
     fn longest_prefix_wins_per_family() {
         let mut t = IpNetworks::default();
-        t.insert("127.0.0.0".parse().unwrap(), 8, 64500, "LOOP-WIDE");
-        t.insert("127.0.2.0".parse().unwrap(), 24, 64501, "LOOP-NARROW");
-        t.insert("::".parse().unwrap(), 0, 64502, "V6-ALL");
+        t.insert("127.0.0.0".parse().expect("ip"), 8, 64500, "LOOP-WIDE");
+        t.insert("127.0.2.0".parse().expect("ip"), 24, 64501, "LOOP-NARROW");
+        t.insert("::".parse().expect("ip"), 0, 64502, "V6-ALL");
         assert_eq!(t.lookup("127.0.2.9").map(|n| n.asn), Some(64501));
         assert_eq!(
             t.lookup("127.0.3.9").map(|n| n.prefix),

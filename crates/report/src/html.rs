@@ -78,7 +78,7 @@ i=Array.prototype.indexOf.call(row.children,th),asc=th.getAttribute('aria-sort')
 row.querySelectorAll('th').forEach(function(h){h.removeAttribute('aria-sort');});\
 th.setAttribute('aria-sort',asc?'ascending':'descending');var rows=Array.prototype.slice.call(b.rows);\
 rows.sort(function(x,y){var a=key(x.cells[i]),c=key(y.cells[i]);var r=(typeof a==='number'&&\
-typeof c==='number')?a-c:String(a).localeCompare(String(c));return asc?r:-r;});\
+typeof c==='number')?a-c:(String(a)<String(c)?-1:String(a)>String(c)?1:0);return asc?r:-r;});\
 rows.forEach(function(r){b.appendChild(r);});});});\
 function openTarget(){var id=decodeURIComponent(location.hash.slice(1));if(!id)return;\
 var e=document.getElementById(id);if(e&&e.tagName==='DETAILS')e.open=true;}\
@@ -570,13 +570,84 @@ pub fn page(r: &Report, charts: &[Chart], o: &PageOptions) -> String {
             escape(q.text)
         );
     }
-    let _ = write!(s, "<script>{JS}</script></body></html>\n");
+    let _ = writeln!(s, "<script>{JS}</script></body></html>");
     s
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mxray_model::{examples, ProbeResult, StrippingSignal};
+
+    /// A report whose network data carries markup: vantage names, host names, EHLO lines.
+    pub(crate) fn hostile_report() -> Report {
+        let mut r = Report::default();
+        let mut clean = examples::smtp_probe();
+        clean.vantage = "clean".into();
+        clean.sni = Some("mx.<b>bold</b>.example".into());
+        let mut isp = clean.clone();
+        isp.vantage = "isp<script>alert(1)</script>".into();
+        isp.result = ProbeResult::NoStarttls;
+        isp.starttls_advertised = false;
+        isp.chain_sha256.clear();
+        isp.ehlo_raw = "250-<script>alert('ehlo')</script>\r\n250 XXXXXXXA\r\n".into();
+        isp.transcript = "S: 250 \"><img src=x onerror=alert(2)>\n".into();
+        isp.stripping_signals = vec![StrippingSignal::StarttlsMangled];
+        r.add_probe(&clean);
+        r.add_probe(&isp);
+        let mut d = examples::domain();
+        d.domain = "<i>dom</i>.example".into();
+        d.vantage = isp.vantage.clone();
+        d.dane = mxray_model::DaneVerdict::Bogus;
+        r.add_domain(&d);
+        d.vantage = "clean".into();
+        r.add_domain(&d);
+        r.finish();
+        r
+    }
+
+    #[test]
+    fn network_strings_are_text_everywhere() {
+        let r = hostile_report();
+        let charts = crate::svg::charts(&r);
+        let page = page(&r, &charts, &PageOptions::default());
+        for bad in ["<script>alert", "<img", "<b>bold", "<i>dom"] {
+            assert!(!page.contains(bad), "{bad} unescaped");
+        }
+        assert!(page.contains("&lt;script&gt;alert(&#39;ehlo&#39;)&lt;/script&gt;"));
+        assert!(page.contains("mx.&lt;b&gt;bold&lt;/b&gt;.example"));
+        assert!(page.contains("&quot;&gt;&lt;img src=x onerror=alert(2)&gt;"));
+        assert_eq!(page.matches("<script>").count(), 1);
+        for c in &charts {
+            assert!(!c.svg.contains("<script"), "{}", c.id);
+        }
+    }
+
+    #[test]
+    fn every_number_links_to_embedded_sql() {
+        let r = hostile_report();
+        let page = page(&r, &crate::svg::charts(&r), &PageOptions::default());
+        let mut links = 0;
+        let marker = "<a class=\"n\" href=\"#";
+        for (i, _) in page.match_indices(marker) {
+            let rest = &page[i + marker.len()..];
+            let anchor = &rest[..rest.find('"').expect("href end")];
+            assert!(
+                page.contains(&format!("<details class=\"sql\" id=\"{anchor}\">")),
+                "{anchor}"
+            );
+            links += 1;
+        }
+        assert!(links > 20, "{links}");
+        // Numbers appear only inside those links: every numeric cell holds one.
+        for (i, _) in page.match_indices("<td class=\"num\"") {
+            let cell = &page[i..i + page[i..].find("</td>").expect("cell end")];
+            assert!(cell.contains("<a class=\"n\""), "{cell}");
+        }
+        // The CSP admits exactly the page's own style and script.
+        assert!(page.contains(&csp_hash(JS)) && page.contains(&csp_hash(CSS)));
+        assert!(page.contains("default-src 'none'"));
+    }
 
     #[test]
     fn escape_covers_markup_and_quotes() {

@@ -94,3 +94,30 @@ pub fn write_pngs(charts: &[Chart], dir: &Path) -> Result<Vec<PathBuf>, ReportEr
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mxray_scan::report::Report;
+
+    #[test]
+    fn every_chart_rasterizes_to_a_non_blank_png() {
+        let mut r = Report::default();
+        let mut d = mxray_model::examples::domain();
+        r.add_domain(&d);
+        d.vantage = "second".into();
+        r.add_domain(&d);
+        r.finish();
+        let dir = std::env::temp_dir().join(format!("mxray-report-png-{}", std::process::id()));
+        let charts = crate::svg::charts(&r);
+        let paths = write_pngs(&charts, &dir).expect("pngs");
+        assert_eq!(paths.len(), charts.len());
+        for p in &paths {
+            let pix = tiny_skia::Pixmap::load_png(p).expect("decodable");
+            assert_eq!((pix.width(), pix.height()), (1360, 600), "{}", p.display());
+            let dark = pix.pixels().iter().filter(|c| c.red() < 128).count();
+            assert!(dark > 500, "{}: {dark} dark pixels", p.display());
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -255,3 +255,55 @@ pub fn charts(r: &Report) -> Vec<Chart> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mxray_model::examples;
+
+    fn two_vantages_two_dates() -> Report {
+        let mut r = Report::default();
+        for (day, vantage) in [(0, "b"), (0, "a"), (7, "a"), (7, "b")] {
+            let mut d = examples::domain();
+            d.vantage = vantage.into();
+            d.scan_id = uuid::Uuid::from_u128(day + 1);
+            d.scanned_at =
+                mxray_model::UtcTime::from_unix(d.scanned_at.unix() + day as i64 * 86_400);
+            r.add_domain(&d);
+        }
+        r.finish();
+        r
+    }
+
+    #[test]
+    fn one_series_per_vantage_one_point_per_date() {
+        let r = two_vantages_two_dates();
+        let c = time_series(&r, "starttls_all", "STARTTLS");
+        assert_eq!(c.series, vec!["a", "b"]);
+        assert_eq!(c.svg.matches("<g class=\"series\"").count(), 2);
+        assert_eq!(c.svg.matches("<circle").count(), 4);
+        assert_eq!(c.svg.matches("<polyline").count(), 2);
+        let legend: Vec<&str> = c
+            .svg
+            .split("<text class=\"legend\"")
+            .skip(1)
+            .map(|t| &t[t.find('>').expect("tag") + 1..t.find("</text>").expect("end")])
+            .collect();
+        assert_eq!(legend, vec!["a", "b"]);
+        let all = charts(&r);
+        assert_eq!(all.len(), 1 + CHARTED.len());
+        assert!(all.iter().all(|c| c.sql == sql::ADOPTION_DOMAINS));
+        // Bars: one per vantage per charted metric, at the latest date.
+        let bars = &all[0];
+        // (Two more rects: the legend.)
+        assert_eq!(bars.svg.matches("<rect x=").count() - 2, 2 * CHARTED.len());
+    }
+
+    #[test]
+    fn an_empty_report_still_draws_frames() {
+        let c = charts(&Report::default());
+        assert!(c
+            .iter()
+            .all(|c| c.svg.contains("no data") && c.series.is_empty()));
+    }
+}

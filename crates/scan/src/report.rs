@@ -1062,4 +1062,182 @@ mod tests {
         // Different days are not a vantage disagreement.
         assert!(r.disagreements.is_empty());
     }
+
+    #[test]
+    fn adoption_counts_the_latest_record_per_scan_date_and_mail_domains_only() {
+        let mut r = Report::default();
+        let scan = examples::scan();
+        let mut later_scan = scan.clone();
+        later_scan.scan_id = Uuid::from_u128(7);
+        later_scan.started_at = UtcTime::from_unix(scan.started_at.unix() + 7 * 86_400);
+        r.add_scan(&scan);
+        r.add_scan(&later_scan);
+        let mut a = examples::domain();
+        a.stripping_suspected = false;
+        a.starttls = StarttlsVerdict::None;
+        let mut a_again = a.clone(); // same scan date: the later record counts
+        a_again.scanned_at = UtcTime::from_unix(a.scanned_at.unix() + 60);
+        a_again.starttls = StarttlsVerdict::All;
+        a_again.dane = DaneVerdict::Mismatch;
+        a_again.tlsrpt_results = vec![TlsRptResult::TlsaInvalid];
+        let mut no_mail = a.clone();
+        no_mail.domain = "null.example".into();
+        no_mail.mx_kind = MxKind::NullMx;
+        no_mail.starttls = StarttlsVerdict::All;
+        let mut next_week = a.clone();
+        next_week.scan_id = later_scan.scan_id;
+        next_week.scanned_at = later_scan.started_at;
+        next_week.starttls = StarttlsVerdict::All;
+        for d in [&a, &a_again, &no_mail, &next_week] {
+            r.add_domain(d);
+        }
+        r.finish();
+        assert_eq!(r.adoption.len(), 2, "{:?}", r.adoption);
+        let first = &r.adoption[0];
+        assert_eq!(first.scan_date, "2025-11-29");
+        assert_eq!((first.domains, first.mail_domains), (2, 1));
+        assert_eq!(first.starttls_all, 1);
+        assert_eq!(first.share("starttls_all"), Some(1.0));
+        assert_eq!(first.dane_broken, 1);
+        assert_eq!(r.adoption[1].scan_date, "2025-12-06");
+        let series = r.series("starttls_all");
+        assert_eq!(
+            series["default"],
+            vec![
+                ("2025-11-29".to_string(), 1.0),
+                ("2025-12-06".to_string(), 1.0)
+            ]
+        );
+        assert_eq!(r.dates(), vec!["2025-11-29", "2025-12-06"]);
+        // The broken DANE domain, with what is wrong and what a sender would report.
+        assert_eq!(r.dane_problems.len(), 1);
+        let p = &r.dane_problems[0];
+        assert_eq!(
+            (p.domain.as_str(), p.dane),
+            ("example.com", DaneVerdict::Mismatch)
+        );
+        assert_eq!(p.tlsrpt_results, vec![TlsRptResult::TlsaInvalid]);
+        assert!(p.what.contains("no record matched"));
+        assert_eq!(p.mx_hosts, a.mx_hosts);
+        let mismatch: Vec<&ClassCount> = r
+            .dane_classes
+            .iter()
+            .filter(|c| c.class == "mismatch")
+            .collect();
+        assert_eq!(mismatch.len(), 1);
+        assert_eq!((mismatch[0].domains, mismatch[0].of), (1, 1));
+        // MTA-STS classes count every domain, mail or not.
+        let sts: u64 = r
+            .mta_sts_classes
+            .iter()
+            .filter(|c| c.scan_date == "2025-11-29")
+            .map(|c| c.domains)
+            .sum();
+        assert_eq!(sts, 2);
+    }
+
+    #[test]
+    fn mta_sts_problems_name_the_failure() {
+        let mut r = Report::default();
+        let mut d = examples::domain();
+        d.mta_sts = MtaStsStatus::FetchError;
+        d.mta_sts_error = Some(MtaStsError::Cert);
+        d.tlsrpt_results = vec![TlsRptResult::StsWebpkiInvalid];
+        let mut ok = d.clone();
+        ok.domain = "ok.example".into();
+        ok.mta_sts = MtaStsStatus::Enforce;
+        ok.mta_sts_error = None;
+        ok.mta_sts_compliant = Some(true);
+        let mut uncovered = ok.clone();
+        uncovered.domain = "uncovered.example".into();
+        uncovered.mta_sts_compliant = Some(false);
+        for x in [&d, &ok, &uncovered] {
+            r.add_domain(x);
+        }
+        r.finish();
+        let names: Vec<&str> = r
+            .mta_sts_problems
+            .iter()
+            .map(|p| p.domain.as_str())
+            .collect();
+        assert_eq!(names, vec!["example.com", "uncovered.example"]);
+        assert!(r.mta_sts_problems[0].what.ends_with(": cert"));
+        assert_eq!(
+            r.mta_sts_problems[0].tlsrpt_results,
+            vec![TlsRptResult::StsWebpkiInvalid]
+        );
+        assert!(r.mta_sts_problems[1].what.contains("not covered"));
+        let fetch = r
+            .mta_sts_classes
+            .iter()
+            .find(|c| c.class == "fetch_error")
+            .expect("class");
+        assert_eq!(
+            (fetch.error_class.as_str(), fetch.domains, fetch.of),
+            ("cert", 1, 3)
+        );
+    }
+
+    #[test]
+    fn findings_carry_each_vantages_ehlo_and_the_network() {
+        let mut r = Report::default();
+        let mut clean = examples::smtp_probe();
+        clean.vantage = "clean".into();
+        clean.stripping_signals.clear();
+        let mut isp = clean.clone();
+        isp.vantage = "isp".into();
+        isp.result = ProbeResult::NoStarttls;
+        isp.starttls_advertised = false;
+        isp.chain_sha256.clear();
+        isp.ehlo_raw = "250-mx1.example.com\r\n250 XXXXXXXA\r\n".into();
+        isp.transcript = format!("S: 250 XXXXXXXA\n{}", "x".repeat(5000));
+        isp.stripping_signals = vec![StrippingSignal::StarttlsMangled];
+        r.add_probe(&clean);
+        r.add_probe(&isp);
+        let mut d = examples::domain();
+        d.vantage = "isp".into();
+        r.add_domain(&d);
+        r.finish();
+        r.annotate_networks(|ip| {
+            (ip == clean.ip).then(|| Network {
+                asn: 64500,
+                as_name: "EXAMPLE-NET".into(),
+                prefix: "192.0.2.0/24".into(),
+            })
+        });
+        let kinds: Vec<FindingKind> = r.findings.iter().map(|f| f.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                FindingKind::StrippingSuspected,
+                FindingKind::VantageDisagreement
+            ]
+        );
+        let dis = &r.findings[1];
+        assert_eq!(dis.vantages, vec!["clean", "isp"]);
+        assert_eq!(dis.signals, vec![StrippingSignal::StarttlsMangled]);
+        assert_eq!(dis.network.as_ref().map(|n| n.asn), Some(64500));
+        let ehlo: Vec<(&str, bool, &str)> = dis
+            .evidence
+            .iter()
+            .map(|e| (e.vantage.as_str(), e.starttls_ok, e.ehlo.as_str()))
+            .collect();
+        assert!(ehlo[0].2.contains("STARTTLS") && ehlo[0].1, "{ehlo:?}");
+        assert!(ehlo[1].2.contains("XXXXXXXA") && !ehlo[1].1, "{ehlo:?}");
+        // Excerpts are capped; STARTTLS that worked keeps no transcript.
+        assert_eq!(dis.evidence[1].transcript.len(), EVIDENCE_CAP);
+        assert!(dis.evidence[0].transcript.is_empty());
+        // The suspected domain's evidence is its MX host's probe from its own vantage.
+        let sus = &r.findings[0];
+        assert_eq!(sus.domain.as_deref(), Some("example.com"));
+        assert_eq!(sus.evidence.len(), 1);
+        assert_eq!(sus.evidence[0].vantage, "isp");
+        assert!(r.render(true).contains("XXXXXXXA"));
+    }
+
+    #[test]
+    fn cap_keeps_whole_characters() {
+        assert_eq!(cap("ééé", 3), "é");
+        assert_eq!(cap("abc", 10), "abc");
+    }
 }
