@@ -1,5 +1,7 @@
 //! `mxray report`: adoption summary and stripping findings, from Parquet result directories
-//! (one per vantage, several allowed) or from ClickHouse.
+//! (one per vantage, several allowed) or from ClickHouse. One computation
+//! ([`mxray_scan::report::Report`]), rendered as text, `--json`, `--html FILE` and `--png DIR`
+//! (crate mxray-report).
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -7,6 +9,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use mxray_model::{Record, RecordKind};
+use mxray_report::asn::IpNetworks;
+use mxray_report::html::PageOptions;
 use mxray_scan::campaign::CampaignStatus;
 use mxray_scan::report::Report;
 use mxray_store::{read_table, ClickHouseConfig, DatasetManifest, TableReader};
@@ -32,6 +36,17 @@ pub(crate) struct ReportArgs {
     /// With --campaign: report an incomplete campaign anyway, marked partial.
     #[arg(long, requires = "campaign")]
     pub partial: bool,
+    /// Also write the report as one self-contained HTML page (charts, sortable tables, the
+    /// SQL behind every number; no network access when opened).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Also write the page's charts as PNG files into this directory (`<chart>.png`).
+    #[arg(long, value_name = "DIR")]
+    pub png: Option<PathBuf>,
+    /// The destinations' networks for the stripping findings: the ip_asn table written by
+    /// `scripts/load-asn --out` (Parquet).
+    #[arg(long, value_name = "FILE.parquet")]
+    pub ip_asn: Option<PathBuf>,
 }
 
 /// Where the records come from.
@@ -41,6 +56,17 @@ enum Source<'a> {
 }
 
 impl Source<'_> {
+    /// Where the records come from, for the page header.
+    fn describe(&self) -> String {
+        match self {
+            Source::ClickHouse(cfg) => format!("ClickHouse table {}", cfg.table("domains")),
+            Source::Dirs(dirs) => {
+                let d: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+                format!("Parquet directories {}", d.join(", "))
+            }
+        }
+    }
+
     /// Streams every record of `kind` into `f`.
     async fn each(&self, kind: RecordKind, mut f: impl FnMut(&Record)) -> anyhow::Result<()> {
         match self {
@@ -62,6 +88,11 @@ impl Source<'_> {
                             .with_context(|| format!("reading {}", dir.display()))?,
                         _ => {
                             let path = dir.join(format!("{}.parquet", kind.table()));
+                            // Scan dates fall back to the records' own times without a scans
+                            // file.
+                            if kind == RecordKind::Scan && !path.exists() {
+                                continue;
+                            }
                             vec![TableReader::open(&path, kind)
                                 .with_context(|| format!("reading {}", path.display()))?]
                         }
@@ -122,10 +153,15 @@ pub(crate) async fn run(settings: &Settings, args: &ReportArgs) -> anyhow::Resul
     };
     let chosen: Option<HashSet<Uuid>> = campaign.as_ref().map(|c| c.chosen_scans().collect());
     let wanted = |scan_id: &Uuid| chosen.as_ref().is_none_or(|c| c.contains(scan_id));
+    let networks = match &args.ip_asn {
+        Some(path) => Some(IpNetworks::from_parquet(path)?),
+        None => None,
+    };
     let mut report = Report::default();
-    for kind in [RecordKind::Domain, RecordKind::SmtpProbe] {
+    for kind in [RecordKind::Scan, RecordKind::Domain, RecordKind::SmtpProbe] {
         source
             .each(kind, |rec| match rec {
+                Record::Scan(s) if wanted(&s.scan_id) => report.add_scan(s),
                 Record::Domain(d) if wanted(&d.scan_id) => report.add_domain(d),
                 Record::SmtpProbe(p) if wanted(&p.scan_id) => report.add_probe(p),
                 _ => {}
@@ -133,6 +169,30 @@ pub(crate) async fn run(settings: &Settings, args: &ReportArgs) -> anyhow::Resul
             .await?;
     }
     report.finish();
+    if let Some(t) = &networks {
+        report.annotate_networks(|ip| t.lookup(ip));
+    }
+    if args.html.is_some() || args.png.is_some() {
+        let charts = mxray_report::svg::charts(&report);
+        if let Some(path) = &args.html {
+            let mut options = PageOptions {
+                source: source.describe(),
+                ..PageOptions::default()
+            };
+            if let Some(c) = &campaign {
+                options.title = format!(
+                    "mxray report: campaign {}{}",
+                    c.campaign,
+                    if c.is_complete() { "" } else { " (PARTIAL)" }
+                );
+            }
+            let page = mxray_report::html::page(&report, &charts, &options);
+            write_atomically(path, page.as_bytes())?;
+        }
+        if let Some(dir) = &args.png {
+            mxray_report::png::write_pngs(&charts, dir)?;
+        }
+    }
     if args.json {
         let out = match &campaign {
             Some(c) => serde_json::json!({
@@ -153,4 +213,16 @@ pub(crate) async fn run(settings: &Settings, args: &ReportArgs) -> anyhow::Resul
         print!("{}", report.render(args.stripping));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a file whole or not at all (a temporary file beside it, then a rename).
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "report".into());
+    let tmp = path.with_file_name(format!(".{name}.partial"));
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
 }
