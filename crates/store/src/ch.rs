@@ -251,10 +251,27 @@ pub async fn health_check(config: &ClickHouseConfig) -> Result<String, StoreErro
     })
 }
 
+/// Runs one DDL statement. Every statement here is idempotent (`IF NOT EXISTS`, or checked
+/// before), so a transient failure (a pooled connection the server had closed, a node still
+/// starting, a ZooKeeper hiccup under `ON CLUSTER`) is retried a few times with backoff.
 async fn execute(config: &ClickHouseConfig, sql: &str, context: &str) -> Result<(), StoreError> {
-    with_timeout(config.request_timeout, config.client().query(sql).execute())
-        .await
-        .map_err(|e| StoreError::clickhouse(context, &e))
+    let mut delay = config.retry_initial;
+    let mut attempt = 1;
+    loop {
+        match with_timeout(config.request_timeout, config.client().query(sql).execute()).await {
+            Ok(()) => return Ok(()),
+            Err(e)
+                if attempt < 5
+                    && crate::error::classify(&e) == crate::error::ErrorClass::Transient =>
+            {
+                tracing::debug!(error = %e, attempt, "DDL retry");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(config.retry_max);
+                attempt += 1;
+            }
+            Err(e) => return Err(StoreError::clickhouse(context, &e)),
+        }
+    }
 }
 
 /// What [`migrate`] did.
