@@ -7,7 +7,8 @@
 //! The dataset: `mxray scan --lab` from vantages `clean` and `isp` (the lab's stripping
 //! middlebox sits on `isp`'s path), three times (lab epochs 0, 0, 1: the regress host loses
 //! STARTTLS in epoch 1), each scan's records moved to its own date a week apart, and one
-//! hostile EHLO line and host name (`<script>` in both) written into the stripped host's probe.
+//! hostile EHLO line and host name (`<script>` in both) written into the stripped host's probe;
+//! an IP-to-AS table (`--ip-asn`) whose AS name is markup too.
 
 mod common;
 
@@ -27,6 +28,7 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const HOSTILE_EHLO: &str = "250-<script>window.__pwned=1</script>";
 const HOSTILE_HOST: &str = "mx.<img src=x onerror=window.__pwned=2>.lab.test";
+const HOSTILE_AS: &str = "AS-<svg onload=window.__pwned=3>";
 const VANTAGES: [&str; 2] = ["clean", "isp"];
 
 /// Moves every timestamp of a result directory's scans, domains and probes by `shift` seconds
@@ -404,7 +406,18 @@ fn html_report_of_two_vantages_and_three_dates_renders_in_chromium() {
     let page_path = art.join("report.html");
     let png_dir = art.join("png");
     let _ = std::fs::remove_dir_all(&png_dir);
-    let json: Value = serde_json::from_slice(&report(&dirs, &["--json".as_ref()])).expect("json");
+    // The destinations' networks (AS names are outside data too).
+    let ip_asn = tmp.path().join("ip_asn.parquet");
+    mxray_report::asn::write_parquet(
+        &ip_asn,
+        &[("127.0.0.0".parse().expect("ip"), 8, 64496, HOSTILE_AS)],
+    )
+    .expect("ip_asn");
+    let json: Value = serde_json::from_slice(&report(
+        &dirs,
+        &["--json".as_ref(), "--ip-asn".as_ref(), ip_asn.as_os_str()],
+    ))
+    .expect("json");
     report(
         &dirs,
         &[
@@ -412,6 +425,8 @@ fn html_report_of_two_vantages_and_three_dates_renders_in_chromium() {
             page_path.as_os_str(),
             "--png".as_ref(),
             png_dir.as_os_str(),
+            "--ip-asn".as_ref(),
+            ip_asn.as_os_str(),
         ],
     );
     let page = std::fs::read_to_string(&page_path).expect("page");
@@ -438,6 +453,11 @@ fn html_report_of_two_vantages_and_three_dates_renders_in_chromium() {
     ] {
         assert!(kinds.contains(k), "no {k} finding: {kinds:?}");
     }
+    assert!(json["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .all(|f| f["ip"].is_null() || f["network"]["asn"] == 64496));
     assert!(!json["dane_problems"].as_array().expect("dane").is_empty());
     assert!(!json["mta_sts_problems"].as_array().expect("sts").is_empty());
 
@@ -449,6 +469,8 @@ fn html_report_of_two_vantages_and_three_dates_renders_in_chromium() {
     assert!(!page.contains("<script>window.__pwned"));
     assert!(page.contains("&lt;script&gt;window.__pwned=1&lt;/script&gt;"));
     assert!(!page.contains("<img src=x"));
+    assert!(!page.contains("<svg onload"));
+    assert!(page.contains("data-k=\"/findings/0/network/asn\""));
     assert_eq!(
         page.matches("<script>").count(),
         1,
@@ -521,6 +543,7 @@ fn html_report_of_two_vantages_and_three_dates_renders_in_chromium() {
         .unwrap_or("")
         .contains("<script>window.__pwned=1</script>"));
     assert!(text.as_str().unwrap_or("").contains(HOSTILE_HOST));
+    assert!(text.as_str().unwrap_or("").contains(HOSTILE_AS));
 
     // Every chart rendered, with one series per vantage.
     let charts = d.js(

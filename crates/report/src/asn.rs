@@ -134,6 +134,83 @@ impl IpNetworks {
     }
 }
 
+/// One prefix of an `ip_asn` table: network, length, AS number, AS name.
+pub type Prefix<'a> = (IpAddr, u8, u32, &'a str);
+
+/// Writes an `ip_asn` table in scripts/load-asn's layout (for tests and small hand-made
+/// tables; real ones come from scripts/load-asn).
+pub fn write_parquet(path: &Path, prefixes: &[Prefix<'_>]) -> Result<(), ReportError> {
+    use parquet::data_type::{ByteArray, ByteArrayType, Int32Type};
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    use std::sync::Arc;
+
+    let bad = |e: parquet::errors::ParquetError| ReportError::IpAsn {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    };
+    let schema = parquet::schema::parser::parse_message_type(
+        "message schema { REQUIRED INT32 family (INTEGER(8,false)); \
+         REQUIRED BYTE_ARRAY network (UTF8); REQUIRED INT32 length (INTEGER(8,false)); \
+         REQUIRED INT32 asn (INTEGER(32,false)); REQUIRED BYTE_ARRAY as_name (UTF8); \
+         REQUIRED BYTE_ARRAY country (UTF8); }",
+    )
+    .map_err(bad)?;
+    let file = std::fs::File::create(path).map_err(|source| ReportError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let props = Arc::new(WriterProperties::builder().build());
+    let mut w = SerializedFileWriter::new(file, Arc::new(schema), props).map_err(bad)?;
+    let mut rg = w.next_row_group().map_err(bad)?;
+    let ints: [Vec<i32>; 3] = [
+        prefixes
+            .iter()
+            .map(|p| if p.0.is_ipv6() { 6 } else { 4 })
+            .collect(),
+        prefixes.iter().map(|p| i32::from(p.1)).collect(),
+        // UInt32 stored in INT32, as Parquet does.
+        prefixes
+            .iter()
+            .map(|p| i32::from_ne_bytes(p.2.to_ne_bytes()))
+            .collect(),
+    ];
+    let text = |f: &dyn Fn(&Prefix<'_>) -> String| -> Vec<ByteArray> {
+        prefixes
+            .iter()
+            .map(|p| ByteArray::from(f(p).as_str()))
+            .collect()
+    };
+    let strs: [Vec<ByteArray>; 3] = [
+        text(&|p| p.0.to_string()),
+        text(&|p| p.3.to_string()),
+        text(&|_| String::new()),
+    ];
+    let mut i = 0;
+    while let Some(mut col) = rg.next_column().map_err(bad)? {
+        match i {
+            0 => col.typed::<Int32Type>().write_batch(&ints[0], None, None),
+            1 => col
+                .typed::<ByteArrayType>()
+                .write_batch(&strs[0], None, None),
+            2 => col.typed::<Int32Type>().write_batch(&ints[1], None, None),
+            3 => col.typed::<Int32Type>().write_batch(&ints[2], None, None),
+            4 => col
+                .typed::<ByteArrayType>()
+                .write_batch(&strs[1], None, None),
+            _ => col
+                .typed::<ByteArrayType>()
+                .write_batch(&strs[2], None, None),
+        }
+        .map_err(bad)?;
+        col.close().map_err(bad)?;
+        i += 1;
+    }
+    rg.close().map_err(bad)?;
+    w.close().map_err(bad)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,5 +229,31 @@ mod tests {
         assert_eq!(t.lookup("::1").map(|n| n.asn), Some(64502));
         assert_eq!(t.lookup("10.0.0.1"), None);
         assert_eq!(t.lookup("not an ip"), None);
+    }
+
+    #[test]
+    fn reads_the_load_asn_layout() {
+        let path =
+            std::env::temp_dir().join(format!("mxray-ip-asn-{}.parquet", std::process::id()));
+        write_parquet(
+            &path,
+            &[
+                (
+                    "127.0.10.0".parse().expect("ip"),
+                    24,
+                    4_200_000_000,
+                    "BIG-ASN",
+                ),
+                ("2001:db8::".parse().expect("ip"), 32, 64510, "DOC-V6"),
+            ],
+        )
+        .expect("write");
+        let t = IpNetworks::from_parquet(&path).expect("read");
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(t.len(), 2);
+        let n = t.lookup("127.0.10.26").expect("covered");
+        assert_eq!((n.asn, n.as_name.as_str()), (4_200_000_000, "BIG-ASN"));
+        assert_eq!(n.prefix, "127.0.10.0/24");
+        assert_eq!(t.lookup("2001:db8::25").map(|n| n.asn), Some(64510));
     }
 }
