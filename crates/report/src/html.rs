@@ -68,7 +68,7 @@ user-select:none}th[aria-sort=ascending]::after{content:' \\25B2'}th[aria-sort=d
 {content:' \\25BC'}td.num{text-align:right;white-space:nowrap}a.n{color:#0645ad;text-decoration:none}\
 a.n:hover{text-decoration:underline}pre{white-space:pre-wrap;word-break:break-all;margin:.2em 0;\
 background:#f8f8f8;padding:4px;font-size:.9em;max-width:60em}details.sql pre{max-height:30em;\
-overflow:auto}.note{color:#666;font-size:.85em}.ev{margin:.3em 0}.tw{content-visibility:auto;contain-intrinsic-size:auto 900px}:target{outline:2px solid #E69F00}";
+overflow:auto}.note{color:#666;font-size:.85em}.ev{margin:.3em 0}.tw{content-visibility:auto;contain-intrinsic-size:auto 900px;overflow-x:auto}:target{outline:2px solid #E69F00}";
 
 const JS: &str = "(function(){function key(td){if(!td)return '';var v=td.getAttribute('data-v');\
 if(v!==null&&v!==''&&!isNaN(v))return Number(v);return td.textContent.trim();}\
