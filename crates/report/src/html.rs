@@ -68,7 +68,7 @@ user-select:none}th[aria-sort=ascending]::after{content:' \\25B2'}th[aria-sort=d
 {content:' \\25BC'}td.num{text-align:right;white-space:nowrap}a.n{color:#0645ad;text-decoration:none}\
 a.n:hover{text-decoration:underline}pre{white-space:pre-wrap;word-break:break-all;margin:.2em 0;\
 background:#f8f8f8;padding:4px;font-size:.9em;max-width:60em}details.sql pre{max-height:30em;\
-overflow:auto}.note{color:#666;font-size:.85em}.ev{margin:.3em 0}:target{outline:2px solid #E69F00}";
+overflow:auto}.note{color:#666;font-size:.85em}.ev{margin:.3em 0}.tw{content-visibility:auto;contain-intrinsic-size:auto 900px;overflow-x:auto}:target{outline:2px solid #E69F00}";
 
 const JS: &str = "(function(){function key(td){if(!td)return '';var v=td.getAttribute('data-v');\
 if(v!==null&&v!==''&&!isNaN(v))return Number(v);return td.textContent.trim();}\
@@ -171,7 +171,7 @@ fn adoption_table(r: &Report) -> String {
     let mut cols = vec!["scan date", "vantage", "domains", "mail domains"];
     cols.extend(AdoptionRow::METRICS);
     let mut s = format!(
-        "<table class=\"sortable\" id=\"t-adoption\">{}<tbody>",
+        "<div class=\"tw\"><table class=\"sortable\" id=\"t-adoption\">{}<tbody>",
         thead(&cols)
     );
     for (i, row) in r.adoption.iter().enumerate() {
@@ -199,7 +199,7 @@ fn adoption_table(r: &Report) -> String {
         }
         s.push_str("</tr>");
     }
-    s.push_str("</tbody></table>");
+    s.push_str("</tbody></table></div>");
     s
 }
 
@@ -210,7 +210,7 @@ fn class_table(rows: &[ClassCount], list: &str, q: &SqlFile, with_error: bool, i
     }
     cols.extend(["domains", "share"]);
     let mut s = format!(
-        "<table class=\"sortable\" id=\"{id}\">{}<tbody>",
+        "<div class=\"tw\"><table class=\"sortable\" id=\"{id}\">{}<tbody>",
         thead(&cols)
     );
     for (i, c) in rows.iter().enumerate() {
@@ -230,7 +230,7 @@ fn class_table(rows: &[ClassCount], list: &str, q: &SqlFile, with_error: bool, i
         ));
         s.push_str("</tr>");
     }
-    s.push_str("</tbody></table>");
+    s.push_str("</tbody></table></div>");
     s
 }
 
@@ -263,13 +263,13 @@ fn findings_table(r: &Report, cap: usize) -> String {
         "evidence",
     ];
     let mut s = format!(
-        "<table class=\"sortable\" id=\"t-findings\">{}<tbody>",
+        "<div class=\"tw\"><table class=\"sortable\" id=\"t-findings\">{}<tbody>",
         thead(&cols)
     );
     for (i, f) in r.findings.iter().take(cap).enumerate() {
         s.push_str(&finding_row(i, f));
     }
-    s.push_str("</tbody></table>");
+    s.push_str("</tbody></table></div>");
     s.push_str(&shown_note(
         cap.min(r.findings.len()),
         r.findings.len(),
@@ -366,7 +366,7 @@ fn dane_table(r: &Report, cap: usize) -> String {
         "MX hosts",
     ];
     let mut s = format!(
-        "<table class=\"sortable\" id=\"t-dane\">{}<tbody>",
+        "<div class=\"tw\"><table class=\"sortable\" id=\"t-dane\">{}<tbody>",
         thead(&cols)
     );
     for p in r.dane_problems.iter().take(cap) {
@@ -385,7 +385,7 @@ fn dane_table(r: &Report, cap: usize) -> String {
         }
         s.push_str("</tr>");
     }
-    s.push_str("</tbody></table>");
+    s.push_str("</tbody></table></div>");
     s.push_str(&shown_note(
         cap.min(r.dane_problems.len()),
         r.dane_problems.len(),
@@ -406,7 +406,7 @@ fn mta_sts_table(r: &Report, cap: usize) -> String {
         "RFC 8460 result",
     ];
     let mut s = format!(
-        "<table class=\"sortable\" id=\"t-mta-sts\">{}<tbody>",
+        "<div class=\"tw\"><table class=\"sortable\" id=\"t-mta-sts\">{}<tbody>",
         thead(&cols)
     );
     for p in r.mta_sts_problems.iter().take(cap) {
@@ -431,7 +431,7 @@ fn mta_sts_table(r: &Report, cap: usize) -> String {
         }
         s.push_str("</tr>");
     }
-    s.push_str("</tbody></table>");
+    s.push_str("</tbody></table></div>");
     s.push_str(&shown_note(
         cap.min(r.mta_sts_problems.len()),
         r.mta_sts_problems.len(),

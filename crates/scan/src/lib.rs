@@ -10,9 +10,10 @@
 //!
 //! Main types: [`Scanner`] (the engines and the per-scan de-duplication), [`run_scan`] with
 //! [`ScanJob`] / [`ScanOutcome`], [`Unit`] (one domain's records, one journal line),
-//! [`verdict::assemble`], [`report::Report`] (adoption shares, vantage disagreements, history
-//! regressions), [`campaign::CampaignStatus`] (which shard runs make up a campaign, which are
-//! missing).
+//! [`verdict::assemble`], [`report::Report`] (adoption shares and their time series, DANE and
+//! MTA-STS problems, stripping findings with evidence, vantage disagreements, history
+//! regressions: the one computation behind the text, JSON and HTML reports),
+//! [`campaign::CampaignStatus`] (which shard runs make up a campaign, which are missing).
 //!
 //! ```
 //! use mxray_scan::input::{DomainReader, InputItem};
