@@ -40,6 +40,7 @@ mod aimd;
 mod collector;
 mod config;
 mod transport;
+mod udp_pool;
 mod validate;
 pub mod wire;
 

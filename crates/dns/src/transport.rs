@@ -9,10 +9,10 @@
 //! timeout. The socket is connected, so the kernel drops datagrams from any other source
 //! address or port before they reach us.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -20,17 +20,19 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 use mxray_model::DnsOutcome;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::{timeout, timeout_at, Instant};
 
 use crate::aimd::{Aimd, Signal};
-use crate::wire::{build_query, ede_of, parse_reply, Datagram, QueryFlags, ReplyError};
+use crate::udp_pool::{Delivery, Slot, UdpPool};
+use crate::wire::{build_query, ede_of, parse_reply, QueryFlags, ReplyError};
 use crate::DnsConfig;
 
-/// Stray datagrams read in one attempt before it is given up (as a timeout). A flood of
-/// strays is someone on the path or a broken server; past this many the attempt stops
-/// spending CPU on them. Well above what a late answer or two on a reused port gives.
+/// Stray datagrams a socket takes before it is abandoned and the attempts waiting on it are
+/// given up (as timeouts, retried on a fresh socket). A flood of strays is someone on the path
+/// or a broken server; past this many the socket stops spending CPU on them. Well above what
+/// late answers on a socket's 64 queries give.
 pub(crate) const MAX_STRAYS_PER_ATTEMPT: u32 = 256;
 
 /// A transport-level failure: no usable reply.
@@ -74,7 +76,8 @@ pub struct DnsStats {
 #[derive(Debug, Default)]
 struct Counters {
     queries: AtomicU64,
-    strays: AtomicU64,
+    /// Shared with the socket readers, which see the strays.
+    strays: Arc<AtomicU64>,
     attempt_timeouts: AtomicU64,
     tcp_after_truncation: AtomicU64,
     tcp_after_oversize: AtomicU64,
@@ -182,6 +185,7 @@ struct Upstream {
     addr: SocketAddr,
     limiter: Option<DefaultDirectRateLimiter>,
     gate: Gate,
+    pool: UdpPool,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -203,7 +207,6 @@ pub(crate) struct Transport {
     attempts: u32,
     backoff: Duration,
     edns_payload: u16,
-    source_ip: Option<IpAddr>,
     dialer: Option<mxray_net::Dialer>,
     counters: Counters,
 }
@@ -242,6 +245,7 @@ impl Transport {
     /// Builds the transport; the config was validated by the caller.
     pub(crate) fn new(cfg: &DnsConfig) -> Self {
         let ceiling = cfg.max_in_flight.max(1);
+        let counters = Counters::default();
         let upstreams = cfg
             .resolvers
             .iter()
@@ -250,6 +254,12 @@ impl Transport {
                 limiter: NonZeroU32::new(cfg.qps_per_resolver)
                     .map(|q| RateLimiter::direct(Quota::per_second(q))),
                 gate: Gate::new(ceiling),
+                pool: UdpPool::new(
+                    *addr,
+                    cfg.source_ip,
+                    advertised_size(cfg.edns_payload),
+                    counters.strays.clone(),
+                ),
             })
             .collect();
         Transport {
@@ -260,9 +270,8 @@ impl Transport {
             attempts: cfg.attempts.max(1),
             backoff: cfg.backoff,
             edns_payload: cfg.edns_payload,
-            source_ip: cfg.source_ip,
             dialer: cfg.dialer.clone(),
-            counters: Counters::default(),
+            counters,
         }
     }
 
@@ -330,7 +339,7 @@ impl Transport {
             }
             let outcome = {
                 let _permit = self.in_flight.acquire().await;
-                self.once(up.addr, name, qtype, flags, &mut strays).await
+                self.once(up, name, qtype, flags, &mut strays).await
             };
             gate_permit.finish(signal_of(&outcome));
             let strays_note = if strays > 0 {
@@ -368,13 +377,22 @@ impl Transport {
 
     async fn once(
         &self,
-        server: SocketAddr,
+        up: &Upstream,
         name: &Name,
         qtype: RecordType,
         flags: QueryFlags,
         strays: &mut u32,
     ) -> Attempt {
-        let id: u16 = rand_id();
+        let mut slot = match up.pool.reserve(name, qtype) {
+            Ok(s) => s,
+            Err(e) => {
+                return Attempt::Fail(Failure {
+                    class: DnsOutcome::Other,
+                    detail: format!("udp socket: {e}"),
+                })
+            }
+        };
+        let id = slot.id();
         let query = match build_query(id, name, qtype, flags) {
             Ok(q) => q,
             Err(e) => {
@@ -384,7 +402,10 @@ impl Transport {
                 })
             }
         };
-        let why = match self.udp(server, &query, id, name, qtype, strays).await {
+        let udp = self.udp(&mut slot, &query, strays).await;
+        // The ID is free again; the TCP retry keeps it, on its own connection.
+        drop(slot);
+        let why = match udp {
             Attempt::Truncated => {
                 self.counters
                     .tcp_after_truncation
@@ -399,7 +420,7 @@ impl Transport {
             }
             other => return other,
         };
-        match self.tcp(server, &query, id, name, qtype).await {
+        match self.tcp(up.addr, &query, id, name, qtype).await {
             Attempt::Reply(m) => Attempt::Reply(m),
             Attempt::Fail(f) => Attempt::Fail(Failure {
                 class: DnsOutcome::Truncated,
@@ -412,82 +433,40 @@ impl Transport {
         }
     }
 
-    async fn udp(
-        &self,
-        server: SocketAddr,
-        query: &[u8],
-        id: u16,
-        name: &Name,
-        qtype: RecordType,
-        strays: &mut u32,
-    ) -> Attempt {
-        let local = match (self.source_ip, server) {
-            (Some(ip), _) => SocketAddr::new(ip, 0),
-            (None, SocketAddr::V4(_)) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
-            (None, SocketAddr::V6(_)) => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
-        };
+    /// One UDP attempt on a pooled socket (`udp_pool`): send, then wait for the reader to hand
+    /// over the reply until the deadline. Strays are the socket's while the query waited.
+    async fn udp(&self, slot: &mut Slot, query: &[u8], strays: &mut u32) -> Attempt {
         let io_fail = |what: &str, e: std::io::Error| {
             Attempt::Fail(Failure {
                 class: DnsOutcome::Other,
                 detail: format!("udp {what}: {e}"),
             })
         };
-        let sock = match UdpSocket::bind(local).await {
-            Ok(s) => s,
-            Err(e) => return io_fail("bind", e),
-        };
-        // connect(): the kernel then drops datagrams from any other source address or port.
-        if let Err(e) = sock.connect(server).await {
-            return io_fail("connect", e);
-        }
         let deadline = Instant::now() + self.timeout;
         self.counters.queries.fetch_add(1, Ordering::Relaxed);
-        match timeout_at(deadline, sock.send(query)).await {
+        match timeout_at(deadline, slot.send(query)).await {
             Ok(Ok(_)) => {}
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                return port_unreachable()
+            }
             Ok(Err(e)) => return io_fail("send", e),
             Err(_) => return self.timed_out(),
         }
-        // One byte more than the size we advertised (build_query never advertises less than
-        // 512): a datagram that fills the buffer is longer than allowed, and was cut.
-        let advertised = usize::from(self.edns_payload.max(512));
-        let mut buf = vec![0u8; advertised + 1];
-        let mut this_attempt = 0u32;
-        let mut garbled: Option<String> = None;
-        loop {
-            let n = match timeout_at(deadline, sock.recv(&mut buf)).await {
-                Err(_) => break,
-                Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                    return Attempt::Fail(Failure {
-                        class: DnsOutcome::Other,
-                        detail: "udp: port unreachable".into(),
-                    })
-                }
-                Ok(Err(e)) => return io_fail("recv", e),
-                Ok(Ok(n)) => n,
-            };
-            let received = buf.get(..n).unwrap_or(&buf);
-            match Datagram::classify(received, advertised, id, name, qtype) {
-                Datagram::Reply(m) if m.metadata.truncation => return Attempt::Truncated,
-                Datagram::Reply(m) => return Attempt::Reply(m),
-                Datagram::Oversized => return Attempt::Oversized,
-                Datagram::Garbled(d) => {
-                    tracing::debug!(%server, %name, "garbled reply ignored: {d}");
-                    garbled = Some(d);
-                }
-                Datagram::Stray(d) => {
-                    tracing::debug!(%server, %name, "stray datagram ignored: {d}");
-                }
+        let delivery = slot.wait(deadline).await;
+        *strays = strays.saturating_add(u32::try_from(slot.strays()).unwrap_or(u32::MAX));
+        match delivery {
+            Some(Delivery::Reply(m)) if m.metadata.truncation => Attempt::Truncated,
+            Some(Delivery::Reply(m)) => Attempt::Reply(m),
+            Some(Delivery::Oversized) => Attempt::Oversized,
+            Some(Delivery::Refused) => port_unreachable(),
+            Some(Delivery::Abandoned(why)) => {
+                tracing::debug!("udp attempt abandoned: {why}");
+                self.timed_out()
             }
-            *strays += 1;
-            this_attempt += 1;
-            self.counters.strays.fetch_add(1, Ordering::Relaxed);
-            if this_attempt >= MAX_STRAYS_PER_ATTEMPT {
-                break;
-            }
-        }
-        match garbled {
-            Some(d) => Attempt::Garbled(d),
-            None => self.timed_out(),
+            None => match slot.garbled() {
+                Some(d) => Attempt::Garbled(d),
+                None => self.timed_out(),
+            },
         }
     }
 
@@ -550,8 +529,21 @@ impl Transport {
     }
 }
 
+fn port_unreachable() -> Attempt {
+    Attempt::Fail(Failure {
+        class: DnsOutcome::Other,
+        detail: "udp: port unreachable".into(),
+    })
+}
+
+/// The receive buffer's size less one: the EDNS payload size advertised, at least 512. A
+/// datagram that fills the buffer (one byte more) is longer than allowed, and was cut.
+fn advertised_size(edns_payload: u16) -> usize {
+    usize::from(edns_payload.max(512))
+}
+
 /// A random query ID (RFC 5452): std's randomly seeded SipHash over a counter and the time.
-fn rand_id() -> u16 {
+pub(crate) fn rand_id() -> u16 {
     use std::collections::hash_map::RandomState;
     use std::hash::{BuildHasher, Hasher};
     static COUNTER: AtomicUsize = AtomicUsize::new(0);

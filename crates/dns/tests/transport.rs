@@ -2,7 +2,7 @@
 //! answers from another port, answers larger than the EDNS size we advertised, floods of
 //! strays, overload back-off, and the MX host cap. Loopback only; every server binds port 0.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -44,6 +44,8 @@ struct Server {
     addr: SocketAddr,
     /// UDP queries seen, per type.
     udp_queries: Arc<Mutex<HashMap<RecordType, usize>>>,
+    /// The client ports UDP queries came from.
+    client_ports: Arc<Mutex<HashSet<u16>>>,
     tcp_queries: Arc<AtomicUsize>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -66,12 +68,15 @@ impl Server {
         let udp_queries = Arc::new(Mutex::new(HashMap::new()));
         let tcp_queries = Arc::new(AtomicUsize::new(0));
         let seen = Arc::clone(&udp_queries);
+        let client_ports = Arc::new(Mutex::new(HashSet::new()));
+        let ports = Arc::clone(&client_ports);
         let udp_task = tokio::spawn(async move {
             let mut buf = vec![0u8; 4096];
             loop {
                 let Ok((n, peer)) = udp.recv_from(&mut buf).await else {
                     return;
                 };
+                ports.lock().expect("lock").insert(peer.port());
                 let Ok(q) = Message::from_vec(&buf[..n]) else {
                     continue;
                 };
@@ -135,6 +140,7 @@ impl Server {
         Server {
             addr,
             udp_queries,
+            client_ports,
             tcp_queries,
             tasks: vec![udp_task, tcp_task],
         }
@@ -266,6 +272,37 @@ fn assert_right(d: &mxray_dns::DomainDns) {
     assert_eq!(d.mx_outcome, DnsOutcome::NoError, "{d:?}");
     assert_eq!(d.mx_hosts, vec!["mx.right.test"], "{d:?}");
     assert!(d.errors.is_empty(), "{:?}", d.errors);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_queries_share_sockets_and_each_gets_its_own_answer() {
+    // 300 domains at once; every MX answer names the domain asked about and comes after a
+    // pause that depends on the name, so replies arrive out of order on shared sockets.
+    let server = mx_server(|q, _| {
+        let asked = q.queries[0].name.to_ascii();
+        let pause = asked.bytes().map(u64::from).sum::<u64>() % 40;
+        vec![
+            Act::Pause(Duration::from_millis(pause)),
+            Act::Bytes(bytes(&reply_with(q, &format!("mx.{asked}"), 1))),
+        ]
+    })
+    .await;
+    let mut cfg = config(&server);
+    cfg.timeout = Duration::from_secs(5);
+    let dns = DnsCollector::new(cfg).expect("collector");
+    let names: Vec<String> = (0..300).map(|i| format!("d{i}.test")).collect();
+    let results = futures::future::join_all(names.iter().map(|n| domain(&dns, n))).await;
+    for (n, d) in names.iter().zip(&results) {
+        assert_eq!(d.mx_hosts, vec![format!("mx.{n}")], "{d:?}");
+        assert!(d.errors.is_empty(), "{:?}", d.errors);
+    }
+    let queries: usize = server.udp_queries.lock().expect("lock").values().sum();
+    let ports = server.client_ports.lock().expect("lock").len();
+    assert!(queries >= 900, "MX and two TXT per domain: {queries}");
+    // Shared (far fewer sockets than queries), yet rotated (no socket outlives 64 queries).
+    assert!(ports * 4 <= queries, "{ports} ports for {queries} queries");
+    assert!(ports * 64 >= queries, "{ports} ports for {queries} queries");
+    assert_eq!(dns.stats().stray_datagrams, 0);
 }
 
 #[tokio::test]
