@@ -47,11 +47,15 @@ mod dataset;
 mod dictionary;
 pub mod error;
 mod load;
-mod parquet_sink;
+mod parquet;
 pub mod schema;
 mod sink;
 mod supersede;
 
+pub use crate::parquet::{
+    file_digest, parquet_schema, read_table_file, Manifest, ManifestScan, ManifestTable,
+    ParquetOptions, ParquetSink, TableReader, MANIFEST, MANIFEST_FORMAT,
+};
 pub use ch::{
     health_check, migrate, read_table, schema_version, ClickHouseConfig, MigrationReport,
     DEFAULT_DATABASE,
@@ -63,10 +67,6 @@ pub use dataset::{
 pub use dictionary::data_dictionary;
 pub use error::StoreError;
 pub use load::{load_dir, LoadReport};
-pub use parquet_sink::{
-    file_digest, parquet_schema, read_table_file, Manifest, ManifestScan, ManifestTable,
-    ParquetOptions, ParquetSink, TableReader, MANIFEST, MANIFEST_FORMAT,
-};
 pub use sink::{
     BoxFuture, FanOut, JsonlSink, NullSink, RejectedBatch, Sink, SinkReport, TableCounts,
 };
