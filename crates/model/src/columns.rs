@@ -18,6 +18,25 @@
 //! assert_eq!((ttl.ty, ttl.nullable), (ColumnType::U32, true));
 //! assert_eq!(RecordKind::DnsHost.columns()[0].name, "scan_id");
 //! ```
+//!
+//! A column is named as its field, so the derive refuses serde options that would give the JSON
+//! key another name (or drop the field from one format):
+//!
+//! ```
+//! #[derive(serde::Serialize, mxray_model::columns::Columns)]
+//! struct Row {
+//!     #[serde(default)]
+//!     name: String,
+//! }
+//! ```
+//!
+//! ```compile_fail
+//! #[derive(serde::Serialize, mxray_model::columns::Columns)]
+//! struct Row {
+//!     #[serde(default, rename = "label")]
+//!     name: String,
+//! }
+//! ```
 
 use uuid::Uuid;
 

@@ -19,7 +19,9 @@
 //!   of its earlier unfinished attempts.
 //!
 //! What it does not: no scanning, no verdicts, no analysis SQL; it never decides what a record
-//! means. The only SQL here is the DDL (see [`schema`]), the reads of whole tables, and the
+//! means, and it lists no columns of its own: the tables' columns are the record structs' own
+//! (`mxray_model::columns`, derived), from which [`schema`] builds the DDL and the Parquet code
+//! its schema and rows. The only SQL here is the DDL, the reads of whole tables, and the
 //! deletions of superseded attempts.
 //!
 //! Main types: [`Sink`] (the trait the pipeline writes to), [`SinkReport`],
