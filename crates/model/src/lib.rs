@@ -5,12 +5,16 @@
 //! the canary verdict [`CanaryResultRecord`],
 //! the verdict vocabularies ([`MxKind`], [`DaneVerdict`], [`MtaStsStatus`], ...), the tagged
 //! [`Record`] used on JSON lines, and [`SCHEMA_VERSION`]. Field names are the wire format for
-//! JSON, ClickHouse and Parquet alike; their rustdoc is the data dictionary.
+//! JSON, ClickHouse and Parquet alike; their rustdoc is the data dictionary. Each record struct
+//! is also its table's column list ([`columns`]: `#[derive(Columns)]` gives the column names,
+//! types and nullability in field order, and visits a record's values in that order), from which
+//! `mxray-store` builds the ClickHouse DDL, the Parquet schema and the Parquet rows.
 //!
 //! What it does not: no I/O, no verdict logic beyond ordering ([`DaneVerdict::severity`]), no
-//! DDL (that is `mxray-store`). The `clickhouse` feature (enabled by `mxray-store` only) adds
-//! the `clickhouse::Row` derive and the RowBinary form of UUIDs; without it the crate, and the
-//! crates that use it, compile no database client. The JSON form is the same either way.
+//! DDL or Parquet types (that is `mxray-store`). The `clickhouse` feature (enabled by
+//! `mxray-store` only) adds the `clickhouse::Row` derive and the RowBinary form of UUIDs;
+//! without it the crate, and the crates that use it, compile no database client. The JSON form
+//! is the same either way.
 //!
 //! ```
 //! use mxray_model::{MxKind, Record, RecordKind};
@@ -19,6 +23,10 @@
 //! assert_eq!(RecordKind::SmtpProbe.table(), "smtp_probes");
 //! ```
 
+// The `Columns` derive names this crate by its path, inside the crate too.
+extern crate self as mxray_model;
+
+pub mod columns;
 mod records;
 mod time;
 mod vocab;

@@ -7,11 +7,12 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::columns::Columns;
 use crate::vocab::*;
 use crate::UtcTime;
 
 /// One scan run: one row per scan and vantage (table `scans`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Columns)]
 #[cfg_attr(feature = "clickhouse", derive(clickhouse::Row))]
 pub struct ScanRecord {
     /// Scan identifier, a UUID v7 (time-ordered). Shared by every record of the scan.
@@ -66,7 +67,7 @@ pub struct ScanRecord {
 }
 
 /// The per-domain posture: one row per domain per scan and vantage (table `domains`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Columns)]
 #[cfg_attr(feature = "clickhouse", derive(clickhouse::Row))]
 pub struct DomainRecord {
     /// See [`ScanRecord::scan_id`].
@@ -136,7 +137,7 @@ pub struct TlsaRecord {
 }
 
 /// Per MX host: addresses, CNAME chain and TLSA, resolved once per scan (table `dns_hosts`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Columns)]
 #[cfg_attr(feature = "clickhouse", derive(clickhouse::Row))]
 pub struct DnsHostRecord {
     /// See [`ScanRecord::scan_id`].
@@ -195,7 +196,7 @@ fn indeterminate() -> DnssecStatus {
 }
 
 /// One STARTTLS probe of an IP, port and SNI name (table `smtp_probes`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Columns)]
 #[cfg_attr(feature = "clickhouse", derive(clickhouse::Row))]
 pub struct SmtpProbeRecord {
     /// See [`ScanRecord::scan_id`].
@@ -325,7 +326,7 @@ impl SmtpProbeRecord {
 pub const REACHED_EHLO_BEFORE_V3_SQL: &str = "result != 'error' OR starttls_advertised";
 
 /// A certificate seen in any chain, deduplicated by SHA-256 (table `certificates`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Columns)]
 #[cfg_attr(feature = "clickhouse", derive(clickhouse::Row))]
 pub struct CertificateRecord {
     /// See [`ScanRecord::scan_id`] (the scan that first saw it).
@@ -362,7 +363,7 @@ pub struct CertificateRecord {
 }
 
 /// The MTA-STS (and TLS-RPT) findings of one domain (table `mta_sts_policies`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Columns)]
 #[cfg_attr(feature = "clickhouse", derive(clickhouse::Row))]
 pub struct MtaStsPolicyRecord {
     /// See [`ScanRecord::scan_id`].
@@ -404,7 +405,7 @@ pub struct MtaStsPolicyRecord {
 /// The verdict of one canary probe (`mxray canary probe`): whether the path between a vantage
 /// and a canary we run rewrote the SMTP session, with the evidence (table `canary_results`).
 /// The session itself is also an ordinary `smtp_probe` row with the same `scan_id`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Columns)]
 #[cfg_attr(feature = "clickhouse", derive(clickhouse::Row))]
 pub struct CanaryResultRecord {
     /// See [`ScanRecord::scan_id`].

@@ -5,7 +5,8 @@
 //! [`vocabulary!`] rather than with `#[serde(rename_all)]` because the ClickHouse RowBinary
 //! serializer refuses serde unit variants; a plain string works everywhere.
 
-/// Defines a vocabulary enum with `as_str`, `ALL`, `FromStr`, `Display` and string serde.
+/// Defines a vocabulary enum with `as_str`, `ALL`, `FromStr`, `Display`, string serde, and
+/// the storage column impls (a text column, nullable, list element).
 macro_rules! vocabulary {
     (
         $(#[$meta:meta])*
@@ -71,6 +72,30 @@ macro_rules! vocabulary {
                     }
                 }
                 d.deserialize_str(V)
+            }
+        }
+
+        impl $crate::columns::ColumnValue for $name {
+            const TYPE: $crate::columns::ColumnType = $crate::columns::ColumnType::Str;
+            const NULLABLE: bool = false;
+            #[inline]
+            fn visit<V: $crate::columns::RowVisitor>(&self, visitor: &mut V) {
+                visitor.str(self.as_str());
+            }
+        }
+
+        impl $crate::columns::NullableValue for $name {
+            #[inline]
+            fn visit_opt<V: $crate::columns::RowVisitor>(value: Option<&Self>, visitor: &mut V) {
+                visitor.opt_str(value.map(|v| v.as_str()));
+            }
+        }
+
+        impl $crate::columns::ListItem for $name {
+            const LIST_TYPE: $crate::columns::ColumnType = $crate::columns::ColumnType::StrList;
+            #[inline]
+            fn visit_list<V: $crate::columns::RowVisitor>(items: &[Self], visitor: &mut V) {
+                visitor.str_list(items.iter().map(|v| v.as_str()));
             }
         }
     };

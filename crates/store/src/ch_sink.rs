@@ -28,7 +28,7 @@ use tokio::time::Instant;
 
 use crate::ch::{self, ClickHouseConfig};
 use crate::error::{classify, error_row, ErrorClass, StoreError};
-use crate::parquet_sink::{ParquetOptions, ParquetSink};
+use crate::parquet::{ParquetOptions, ParquetSink};
 use crate::schema::TABLES;
 use crate::sink::{count, BoxFuture, RejectedBatch, Sink, SinkReport, TableCounts};
 

@@ -18,9 +18,7 @@ use mxray_model::{RecordKind, SCHEMA_VERSION};
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
-use crate::parquet_sink::{
-    file_digest, Manifest, ManifestScan, TableReader, MANIFEST, MANIFEST_FORMAT,
-};
+use crate::parquet::{file_digest, Manifest, ManifestScan, TableReader, MANIFEST, MANIFEST_FORMAT};
 use crate::schema::kind_of_table;
 
 /// `format` value of a Hive-layout release's manifest.

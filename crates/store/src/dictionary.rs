@@ -6,7 +6,9 @@
 
 use mxray_model::RecordKind;
 
-use crate::schema::{columns, engine_clause, extra_columns, Column, ColumnType, TABLES};
+use crate::schema::{
+    clickhouse_type, columns, engine_clause, extra_columns, Column, ColumnType, TABLES,
+};
 
 const RECORDS_RS: &str = include_str!("../../model/src/records.rs");
 
@@ -151,7 +153,7 @@ pub fn data_dictionary() -> String {
             out.push_str(&format!(
                 "| `{}` | `{}` | {}{} | {} |\n",
                 col.name,
-                col.clickhouse_type(),
+                clickhouse_type(col),
                 parquet_type(col),
                 if col.nullable { ", optional" } else { "" },
                 escape(meaning)

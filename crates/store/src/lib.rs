@@ -19,7 +19,9 @@
 //!   of its earlier unfinished attempts.
 //!
 //! What it does not: no scanning, no verdicts, no analysis SQL; it never decides what a record
-//! means. The only SQL here is the DDL (see [`schema`]), the reads of whole tables, and the
+//! means, and it lists no columns of its own: the tables' columns are the record structs' own
+//! (`mxray_model::columns`, derived), from which [`schema`] builds the DDL and the Parquet code
+//! its schema and rows. The only SQL here is the DDL, the reads of whole tables, and the
 //! deletions of superseded attempts.
 //!
 //! Main types: [`Sink`] (the trait the pipeline writes to), [`SinkReport`],
@@ -47,11 +49,15 @@ mod dataset;
 mod dictionary;
 pub mod error;
 mod load;
-mod parquet_sink;
+mod parquet;
 pub mod schema;
 mod sink;
 mod supersede;
 
+pub use crate::parquet::{
+    file_digest, parquet_schema, read_table_file, Manifest, ManifestScan, ManifestTable,
+    ParquetOptions, ParquetSink, TableReader, MANIFEST, MANIFEST_FORMAT,
+};
 pub use ch::{
     health_check, migrate, read_table, schema_version, ClickHouseConfig, MigrationReport,
     DEFAULT_DATABASE,
@@ -63,10 +69,6 @@ pub use dataset::{
 pub use dictionary::data_dictionary;
 pub use error::StoreError;
 pub use load::{load_dir, LoadReport};
-pub use parquet_sink::{
-    file_digest, parquet_schema, read_table_file, Manifest, ManifestScan, ManifestTable,
-    ParquetOptions, ParquetSink, TableReader, MANIFEST, MANIFEST_FORMAT,
-};
 pub use sink::{
     BoxFuture, FanOut, JsonlSink, NullSink, RejectedBatch, Sink, SinkReport, TableCounts,
 };

@@ -1,8 +1,11 @@
 //! The storage schema: one column list per table, shared by the ClickHouse DDL, the Parquet
 //! writer and reader, and the data dictionary.
 //!
-//! The column lists mirror the field order of the `mxray-model` records (RowBinary is
-//! positional); a test checks them against `clickhouse::Row::COLUMN_NAMES`.
+//! The column lists are not written down here: [`columns`] is the record struct's own,
+//! derived by `#[derive(Columns)]` in `mxray-model` (names, types and nullability in field
+//! order, the order RowBinary needs). This module adds what the model does not say: the
+//! ClickHouse types ([`clickhouse_type`]), engines, keys, layouts and the migrations, whose
+//! [`AddColumn`]s name the columns each version added (their types come from [`columns`]).
 //!
 //! Portability: the DDL is accepted by ClickHouse 18.16 (Debian 12's package) and by current
 //! ClickHouse. Hence no `DateTime64`, `Map`, `IPv6`, `LowCardinality`, codecs, TTL, `Bool`, or
@@ -12,280 +15,35 @@
 
 use mxray_model::RecordKind;
 
-/// The value type of one column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ColumnType {
-    /// UTF-8 text (vocabulary values too). ClickHouse `String`, Parquet `BYTE_ARRAY (STRING)`.
-    Str,
-    /// ClickHouse `UInt8`, Parquet `INT32 (INTEGER(8,false))`.
-    U8,
-    /// ClickHouse `UInt16`, Parquet `INT32 (INTEGER(16,false))`.
-    U16,
-    /// ClickHouse `UInt32`, Parquet `INT32 (INTEGER(32,false))`.
-    U32,
-    /// ClickHouse `UInt64`, Parquet `INT64 (INTEGER(64,false))`.
-    U64,
-    /// ClickHouse `UInt8` (0/1; 18.16 has no `Bool`), Parquet `BOOLEAN`.
-    Bool,
-    /// ClickHouse `UUID`, Parquet `BYTE_ARRAY (STRING)` in canonical text form.
-    Uuid,
-    /// A UTC instant, seconds. ClickHouse `DateTime`, Parquet `INT64 (TIMESTAMP(MILLIS, UTC))`.
-    Time,
-    /// A list of strings. ClickHouse `Array(String)`, Parquet `LIST<STRING>`.
-    StrList,
-    /// TLSA records. ClickHouse `Nested(usage UInt8, selector UInt8, matching_type UInt8,
-    /// data String)`, Parquet `LIST<STRUCT<usage, selector, matching_type, data>>`.
-    Tlsa,
-}
+pub use mxray_model::columns::{Column, ColumnType};
 
-/// One column of a table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Column {
-    /// Column name: the model's field name.
-    pub name: &'static str,
-    /// Value type.
-    pub ty: ColumnType,
-    /// `Nullable(..)` in ClickHouse, `optional` in Parquet.
-    pub nullable: bool,
-}
-
-impl Column {
-    /// The ClickHouse type, portable to 18.16.
-    pub fn clickhouse_type(&self) -> String {
-        let base = match self.ty {
-            ColumnType::Str => "String",
-            ColumnType::U8 | ColumnType::Bool => "UInt8",
-            ColumnType::U16 => "UInt16",
-            ColumnType::U32 => "UInt32",
-            ColumnType::U64 => "UInt64",
-            ColumnType::Uuid => "UUID",
-            ColumnType::Time => "DateTime",
-            ColumnType::StrList => "Array(String)",
-            ColumnType::Tlsa => {
-                "Nested(usage UInt8, selector UInt8, matching_type UInt8, data String)"
-            }
-        };
-        if self.nullable {
-            format!("Nullable({base})")
-        } else {
-            base.to_owned()
-        }
+/// The ClickHouse type of a column, portable to 18.16.
+pub fn clickhouse_type(col: &Column) -> String {
+    let base = match col.ty {
+        ColumnType::Str => "String",
+        ColumnType::U8 | ColumnType::Bool => "UInt8",
+        ColumnType::U16 => "UInt16",
+        ColumnType::U32 => "UInt32",
+        ColumnType::U64 => "UInt64",
+        ColumnType::Uuid => "UUID",
+        ColumnType::Time => "DateTime",
+        ColumnType::StrList => "Array(String)",
+        ColumnType::Tlsa => "Nested(usage UInt8, selector UInt8, matching_type UInt8, data String)",
+    };
+    if col.nullable {
+        format!("Nullable({base})")
+    } else {
+        base.to_owned()
     }
 }
-
-const fn c(name: &'static str, ty: ColumnType) -> Column {
-    Column {
-        name,
-        ty,
-        nullable: false,
-    }
-}
-
-const fn n(name: &'static str, ty: ColumnType) -> Column {
-    Column {
-        name,
-        ty,
-        nullable: true,
-    }
-}
-
-use ColumnType::*;
-
-const SCANS: &[Column] = &[
-    c("scan_id", Uuid),
-    c("vantage", Str),
-    c("started_at", Time),
-    n("finished_at", Time),
-    c("status", Str),
-    n("source_ip", Str),
-    n("source_rdns", Str),
-    c("port25_check", Str),
-    c("tool_version", Str),
-    c("schema_version", U32),
-    c("config", Str),
-    c("input_name", Str),
-    c("input_sha256", Str),
-    c("shard", Str),
-    c("domains_total", U64),
-    c("domains_done", U64),
-    c("input_errors", U64),
-    c("dns_hosts", U64),
-    c("smtp_probes", U64),
-    c("certificates", U64),
-    c("mta_sts_policies", U64),
-    c("campaign", Str),
-];
-
-const DOMAINS: &[Column] = &[
-    c("scan_id", Uuid),
-    c("vantage", Str),
-    c("scanned_at", Time),
-    c("domain", Str),
-    c("mx_kind", Str),
-    c("mx_dnssec", Str),
-    c("mx_rcode", Str),
-    c("mx_hosts", StrList),
-    c("starttls", Str),
-    c("pkix", Str),
-    c("dane", Str),
-    c("mta_sts", Str),
-    n("mta_sts_error", Str),
-    n("mta_sts_compliant", Bool),
-    c("tls_rpt", Bool),
-    c("tls_rpt_rua", StrList),
-    c("tlsrpt_results", StrList),
-    c("stripping_suspected", Bool),
-    c("stripping_signals", StrList),
-    c("errors", StrList),
-    c("tls_legacy", Bool),
-];
-
-const DNS_HOSTS: &[Column] = &[
-    c("scan_id", Uuid),
-    c("vantage", Str),
-    c("resolved_at", Time),
-    c("host", Str),
-    c("addresses", StrList),
-    c("cname_chain", StrList),
-    c("address_rcode", Str),
-    c("address_dnssec", Str),
-    n("address_ttl", U32),
-    n("tlsa_owner", Str),
-    c("tlsa_rcode", Str),
-    c("tlsa_dnssec", Str),
-    n("tlsa_ttl", U32),
-    c("tlsa", Tlsa),
-    c("ede", StrList),
-    c("errors", StrList),
-    c("a_dnssec", Str),
-    c("aaaa_dnssec", Str),
-    c("attempt", U8),
-];
-
-const SMTP_PROBES: &[Column] = &[
-    c("scan_id", Uuid),
-    c("vantage", Str),
-    c("probed_at", Time),
-    c("ip", Str),
-    c("port", U16),
-    n("sni", Str),
-    n("connect_ms", U32),
-    n("greeting_ms", U32),
-    n("ehlo_ms", U32),
-    n("starttls_ms", U32),
-    n("tls_ms", U32),
-    c("total_ms", U32),
-    c("result", Str),
-    n("error_class", Str),
-    n("error_detail", Str),
-    c("banner", Str),
-    c("ehlo_keywords", StrList),
-    c("ehlo_raw", Str),
-    c("starttls_advertised", Bool),
-    n("starttls_reply_code", U16),
-    n("starttls_reply_text", Str),
-    n("tls_version", Str),
-    n("cipher", Str),
-    n("kx_group", Str),
-    n("tls_alert", U8),
-    c("chain_sha256", StrList),
-    n("pkix_valid", Bool),
-    n("pkix_error", Str),
-    c("dane", Str),
-    n("dane_match", Str),
-    c("post_tls_ehlo_keywords", StrList),
-    c("stripping_signals", StrList),
-    c("tlsrpt_results", StrList),
-    c("transcript", Str),
-    c("reached_ehlo", Bool),
-    c("starttls_forced", Bool),
-    n("limiter_wait_ms", U32),
-    c("attempt", U8),
-    n("tls_engine", Str),
-    n("tls_fallback_reason", Str),
-    n("tls_fallback_detail", Str),
-    c("tls_fallback_transcript", Str),
-    c("tls_legacy", Bool),
-];
-
-const CERTIFICATES: &[Column] = &[
-    c("scan_id", Uuid),
-    c("vantage", Str),
-    c("sha256", Str),
-    c("der", Str),
-    c("subject", Str),
-    c("issuer", Str),
-    c("sans", StrList),
-    c("not_before", Time),
-    c("not_after", Time),
-    c("serial", Str),
-    c("spki_sha256", Str),
-    c("key_type", Str),
-    c("signature_algorithm", Str),
-    c("is_ca", Bool),
-    c("self_issued", Bool),
-];
-
-const MTA_STS_POLICIES: &[Column] = &[
-    c("scan_id", Uuid),
-    c("vantage", Str),
-    c("fetched_at", Time),
-    c("domain", Str),
-    c("txt_records", StrList),
-    n("policy_id", Str),
-    c("status", Str),
-    n("error_class", Str),
-    n("error_detail", Str),
-    n("http_status", U16),
-    n("content_type", Str),
-    n("policy_raw", Str),
-    n("mode", Str),
-    c("mx_patterns", StrList),
-    n("max_age", U32),
-    c("warnings", StrList),
-];
-
-const CANARY_RESULTS: &[Column] = &[
-    c("scan_id", Uuid),
-    c("vantage", Str),
-    c("probed_at", Time),
-    c("target_ip", Str),
-    c("target_port", U16),
-    n("local_ip", Str),
-    n("local_port", U16),
-    c("implicit_tls", Bool),
-    c("verdict", Str),
-    n("error_class", Str),
-    c("detail", Str),
-    c("tampered_streams", StrList),
-    n("divergence_stream", Str),
-    n("divergence_kind", Str),
-    n("divergence_offset", U32),
-    n("divergence_line", U32),
-    n("expected_excerpt", Str),
-    n("actual_excerpt", Str),
-    c("canary_log", Str),
-    n("canary_saw_client", Str),
-    c("cert_expected", StrList),
-    c("cert_seen", StrList),
-    c("report", Str),
-];
 
 /// Every table, in a fixed order (the order of [`RecordKind::ALL`]).
 pub const TABLES: &[RecordKind] = RecordKind::ALL;
 
-/// The columns of a table, in model field order.
+/// The columns of a table, in model field order: derived from the record struct
+/// (`#[derive(Columns)]`, [`mxray_model::columns`]), the current schema version's.
 pub fn columns(kind: RecordKind) -> &'static [Column] {
-    match kind {
-        RecordKind::Scan => SCANS,
-        RecordKind::Domain => DOMAINS,
-        RecordKind::DnsHost => DNS_HOSTS,
-        RecordKind::SmtpProbe => SMTP_PROBES,
-        RecordKind::Certificate => CERTIFICATES,
-        RecordKind::MtaStsPolicy => MTA_STS_POLICIES,
-        RecordKind::CanaryResult => CANARY_RESULTS,
-    }
+    kind.columns()
 }
 
 /// The record kind stored in a table, from the table name (`smtp_probes` → `SmtpProbe`).
@@ -423,16 +181,23 @@ fn create_table_on(
     on_cluster: &str,
 ) -> String {
     let extra: &[&str] = if with_extra { extra_columns(kind) } else { &[] };
-    let cols: Vec<String> = columns(kind)
-        .iter()
-        .map(|col| format!("    {} {}", col.name, col.clickhouse_type()))
-        .chain(extra.iter().map(|c| format!("    {c}")))
+    let cols: Vec<String> = column_definitions(columns(kind))
+        .into_iter()
+        .chain(extra.iter().map(|&c| c.to_owned()))
+        .map(|c| format!("    {c}"))
         .collect();
     format!(
         "CREATE TABLE IF NOT EXISTS {}.{name}{on_cluster} (\n{}\n) {engine}",
         quote_ident(database),
         cols.join(",\n"),
     )
+}
+
+/// The column definitions of a `CREATE TABLE`: `name Type`, one per column, in order.
+fn column_definitions(cols: &[Column]) -> Vec<String> {
+    cols.iter()
+        .map(|col| format!("{} {}", col.name, clickhouse_type(col)))
+        .collect()
 }
 
 /// Name of the table that records applied migrations.
@@ -636,7 +401,7 @@ impl AddColumn {
             "ALTER TABLE {}.{table}{on_cluster} ADD COLUMN {} {}{default}",
             quote_ident(database),
             col.name,
-            col.clickhouse_type()
+            clickhouse_type(col)
         ))
     }
 }
@@ -789,7 +554,45 @@ mod tests {
     }
 
     #[test]
-    fn columns_follow_model_field_order() {
+    fn a_new_model_field_is_a_new_column_of_the_ddl() {
+        // What adding a field to a record does: the derive puts it in the column list, in
+        // field order, with the type its Rust type names; the DDL follows.
+        #[derive(mxray_model::columns::Columns)]
+        #[allow(dead_code)]
+        struct Probe {
+            scan_id: uuid::Uuid,
+            probed_at: UtcTime,
+            ip: String,
+            port: u16,
+            sni: Option<String>,
+            dane: DaneVerdict,
+            tlsa: Vec<TlsaRecord>,
+            signals: Vec<StrippingSignal>,
+            pkix_valid: Option<bool>,
+            added_in_v5: Option<u32>,
+        }
+        use mxray_model::columns::Columns as _;
+        assert_eq!(
+            column_definitions(Probe::COLUMNS),
+            [
+                "scan_id UUID",
+                "probed_at DateTime",
+                "ip String",
+                "port UInt16",
+                "sni Nullable(String)",
+                "dane String",
+                "tlsa Nested(usage UInt8, selector UInt8, matching_type UInt8, data String)",
+                "signals Array(String)",
+                "pkix_valid Nullable(UInt8)",
+                "added_in_v5 Nullable(UInt32)",
+            ]
+        );
+    }
+
+    #[test]
+    fn columns_are_in_rowbinary_order() {
+        // RowBinary is positional: the DDL's column order (our derive) must be the order the
+        // `clickhouse::Row` derive serializes the fields in.
         assert_eq!(names(RecordKind::Scan), ScanRecord::COLUMN_NAMES);
         assert_eq!(names(RecordKind::Domain), DomainRecord::COLUMN_NAMES);
         assert_eq!(names(RecordKind::DnsHost), DnsHostRecord::COLUMN_NAMES);

@@ -3,7 +3,8 @@
 //! as the examples, and the current writer must produce the same Parquet schema (column names,
 //! physical and logical types, repetition, order) and the same rows. A change fails here, so
 //! it can only happen on purpose (with a schema migration). After such a change, regenerate
-//! with `MXRAY_BLESS=1 cargo test -p mxray-store --test golden` and review the diff.
+//! with `MXRAY_BLESS=1 cargo test -p mxray-store --test golden` and review the diff. The
+//! ClickHouse DDL is pinned the same way (`fixtures/golden/ddl.sql`).
 
 use std::path::{Path, PathBuf};
 
@@ -76,4 +77,47 @@ fn the_reader_reads_the_golden_files_as_the_examples() {
         let read = read_table_file(&path, *kind).expect("golden file reads");
         assert_eq!(read, of_kind(*kind), "{}", kind.table());
     }
+}
+
+/// Every DDL statement this version issues: a fresh single server ([`schema::ddl_statements`]),
+/// the tables of a cluster, and every migration's `ADD COLUMN` on both layouts.
+fn ddl_text() -> String {
+    use mxray_store::schema::{self, Layout};
+    let mut out = schema::ddl_statements("mxray");
+    let cluster = Layout::Cluster("mxray_cluster".into());
+    out.push(cluster.create_migrations_table("mxray"));
+    for kind in RecordKind::ALL {
+        out.extend(cluster.create_table("mxray", *kind));
+    }
+    for m in schema::MIGRATIONS {
+        for add in m.add_columns {
+            out.extend(Layout::Single.add_column("mxray", add));
+            out.extend(cluster.add_column("mxray", add));
+        }
+    }
+    out.iter().map(|s| format!("{s};\n\n")).collect()
+}
+
+#[test]
+fn the_ddl_matches_the_golden_text() {
+    let path = golden_dir().join("ddl.sql");
+    let now = ddl_text();
+    if std::env::var_os("MXRAY_BLESS").is_some() {
+        std::fs::write(&path, &now).expect("bless");
+    }
+    let golden = std::fs::read_to_string(&path).expect("golden DDL");
+    for (i, (g, n)) in golden.lines().zip(now.lines()).enumerate() {
+        assert_eq!(
+            n,
+            g,
+            "ddl.sql line {}: the ClickHouse DDL changed (regenerate with MXRAY_BLESS=1 only if \
+             that was intended, with a migration)",
+            i + 1
+        );
+    }
+    assert_eq!(
+        golden.lines().count(),
+        now.lines().count(),
+        "ddl.sql: line count"
+    );
 }
