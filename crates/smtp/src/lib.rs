@@ -41,11 +41,12 @@ pub mod cert;
 mod config;
 pub mod dane;
 pub mod danger;
+pub mod driver;
 pub mod judge;
 pub mod machine;
 pub mod pkix;
 mod probe;
-pub mod reply;
+pub use mxray_smtp_reply as reply;
 pub mod signals;
 pub mod tls;
 pub mod tlsrpt;
@@ -55,8 +56,9 @@ pub use config::{
     SUBMISSION_PORT,
 };
 pub use dane::{DaneOutcome, Session, TlsaInput};
+pub use driver::Prefixed;
 pub use machine::{Action, Dialogue, State};
-pub use probe::{classify_tls_error, dial_error_class, Prefixed, ProbeOutput, ProbeTarget, Prober};
+pub use probe::{classify_tls_error, dial_error_class, ProbeOutput, ProbeTarget, Prober};
 
 /// Failures of mxray itself (bad configuration), never of the peer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
