@@ -103,8 +103,8 @@ pub struct Judge<'a> {
     pub scan_id: Uuid,
     /// The vantage.
     pub vantage: &'a str,
-    /// PKIX roots.
-    pub pkix: &'a PkixChecker,
+    /// PKIX roots; None judges no chain (`pkix_valid` null).
+    pub pkix: Option<&'a PkixChecker>,
     /// Cap for recorded replies (banner, EHLO).
     pub max_reply: usize,
     /// Cap for `error_detail`, `starttls_reply_text` and `tls_fallback_detail`.
@@ -123,8 +123,9 @@ pub enum Rules {
     /// A canary probe's session with mxray's own canary, which always offers STARTTLS and is
     /// nobody's MX: a completed handshake is `starttls_ok` even when STARTTLS was sent
     /// unadvertised (the keyword was hidden on the path, the stripping signals say so), a
-    /// completed implicit-TLS handshake counts as reaching EHLO, and no RFC 8460 result
-    /// types are derived.
+    /// completed implicit-TLS handshake counts as reaching EHLO, `no_starttls` needs an
+    /// EHLO answer without error (any 2xx, not only 250), and no RFC 8460 result types are
+    /// derived.
     Canary,
 }
 
@@ -143,15 +144,21 @@ pub fn probe_output(target: &ProbeTarget, s: SessionFacts, j: &Judge<'_>) -> Pro
     let canary = j.rules == Rules::Canary;
     let reached_ehlo = obs.reached_ehlo() || (canary && obs.implicit_tls && obs.tls_completed);
     let offered_tls = obs.tls_completed && (canary || !obs.starttls_forced);
+    // The canary's dialogue records an error for any EHLO answer but a 2xx.
+    let answered_ehlo = if canary {
+        obs.ehlo.is_some()
+    } else {
+        reached_ehlo
+    };
     let result = if offered_tls {
         ProbeResult::StarttlsOk
-    } else if error.is_none() && reached_ehlo && !obs.starttls_advertised {
+    } else if error.is_none() && answered_ehlo && !obs.starttls_advertised {
         ProbeResult::NoStarttls
     } else {
         ProbeResult::Error
     };
-    let (pkix_valid, pkix_error) = match (&s.sni_sent, obs.tls_completed) {
-        (Some(name), true) => match j.pkix.check(&s.chain, name.trim_end_matches('.'), j.now) {
+    let (pkix_valid, pkix_error) = match (&s.sni_sent, obs.tls_completed, j.pkix) {
+        (Some(name), true, Some(pkix)) => match pkix.check(&s.chain, name.trim_end_matches('.'), j.now) {
             Ok(()) => (Some(true), None),
             Err(e) => (Some(false), Some(e)),
         },
@@ -311,7 +318,7 @@ mod tests {
         let j = Judge {
             scan_id: Uuid::nil(),
             vantage: "v",
-            pkix: &pkix,
+            pkix: Some(&pkix),
             max_reply: 4096,
             max_detail: MAX_DETAIL,
             rules,

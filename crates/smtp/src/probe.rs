@@ -99,7 +99,7 @@ impl Inner {
         Judge {
             scan_id: self.scan_id,
             vantage: &self.vantage,
-            pkix: &self.pkix,
+            pkix: Some(&self.pkix),
             max_reply: self.cfg.max_reply,
             max_detail: judge::MAX_DETAIL,
             rules: judge::Rules::Scan,

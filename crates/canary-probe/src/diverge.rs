@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::wire::escape;
+use mxray_canary::wire::escape;
 
 /// Bytes of context shown before the first differing byte (at most back to its line start).
 const BEFORE: usize = 48;
