@@ -80,7 +80,7 @@ async fn control_request(
 
 /// Asks a canary's control endpoint for its [`Expectation`]. A wrong key is
 /// [`CanaryError::Key`]; an answer that fails authentication [`CanaryError::Unauthenticated`]
-/// (see [`control_forged`] to record it).
+/// (see [`crate::control_forged`] to record it).
 pub async fn fetch_expectation(
     dialer: &Dialer,
     control: &ControlEndpoint,
@@ -107,7 +107,7 @@ pub async fn fetch_client_log(
 }
 
 /// Asks a canary's control endpoint for the newest connection whose received bytes contain
-/// `token` (see [`ProbeOptions::token`]). Authentication as in [`fetch_client_log`].
+/// `token` (see [`crate::ProbeOptions::token`]). Authentication as in [`fetch_client_log`].
 pub async fn fetch_client_log_by_token(
     dialer: &Dialer,
     control: &ControlEndpoint,

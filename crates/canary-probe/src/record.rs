@@ -1,4 +1,4 @@
-//! The `canary_result` record of a probe: the [`TamperReport`] as an ordinary row of table
+//! The `canary_result` record of a probe: the [`crate::TamperReport`] as an ordinary row of table
 //! `canary_results`, next to the session's `smtp_probe` row.
 
 use std::net::SocketAddr;
@@ -85,7 +85,7 @@ fn first_divergence(findings: &[Finding]) -> Option<&Finding> {
 ///
 /// `tampered_streams` lists the streams with proof of rewriting (severity `tampered`), in the
 /// report's order and without repeats; the `divergence_*` and excerpt columns describe the
-/// first byte divergence ([`first_divergence`] order); `report` is the whole [`TamperReport`]
+/// first byte divergence (`first_divergence` order); `report` is the whole [`TamperReport`]
 /// as JSON (every finding, both sides' bytes).
 ///
 /// [`TamperReport`]: crate::TamperReport

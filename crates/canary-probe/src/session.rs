@@ -41,7 +41,7 @@ pub struct ProbeOptions {
     pub vantage: String,
     /// A token prepended as a first label to the EHLO name (`<token>.<ehlo_name>`) so the
     /// canary's log entry can be found even when NAT or a proxy changes the client address.
-    /// [`probe()`] fills in a random one when this is `None`; [`run_session`] sends the plain
+    /// [`crate::probe()`] fills in a random one when this is `None`; [`run_session`] sends the plain
     /// name then. Default none.
     pub token: Option<String>,
 }

@@ -13,13 +13,21 @@
 //! RFC 8460 result types ([`tlsrpt`]). Every way a session can end is an error class in the
 //! record, never an `Err`.
 //!
+//! Every SMTP client session of mxray runs through one driver, [`driver::drive`], over a
+//! sans-io [`driver::Script`]: the scanner's [`machine::Dialogue`] here, the canary probe's
+//! script in `mxray-canary-probe`. The driver owns the bounded reads, a timeout on every
+//! write, read and handshake, the session deadline, the TLS upgrade and the transcript; the
+//! pure [`judge`] turns what a session showed into the `smtp_probe` record, for both.
+//!
 //! What it does not: send MAIL, RCPT or DATA; resolve names (the caller passes the IP, the
 //! SNI name and the TLSA RRset); speak SSLv2/SSLv3 (Debian's libssl has no SSLv3; such
 //! servers are classed `tls_incompatible`, not "no TLS"); deduplicate certificates across
 //! probes (the sink does).
 //!
-//! Main types: [`Prober`] (the tokio driver), [`ProbeTarget`], [`ProbeOutput`],
-//! [`ProbeConfig`]; the sans-io core is [`machine::Dialogue`] over [`reply::ReplyParser`].
+//! Main types: [`Prober`], [`ProbeTarget`], [`ProbeOutput`], [`ProbeConfig`]; the driver
+//! [`driver::drive`] with [`driver::Script`] and [`driver::Limits`]; the sans-io core is
+//! [`machine::Dialogue`] over [`reply::ReplyParser`] (crate `mxray-smtp-reply`); the judgement
+//! [`judge::probe_output`].
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), mxray_smtp::SmtpError> {

@@ -5,6 +5,7 @@
 //! TLS handshake, or close. Transport failures are reported with [`Dialogue::on_io_failure`]
 //! and TLS handshake outcomes with [`Dialogue::on_tls_established`] / [`Dialogue::on_tls_failed`];
 //! the dialogue turns them into a recorded error class that depends on where it happened.
+//! [`Dialogue`] implements [`crate::driver::Script`], so the one driver runs it.
 //!
 //! The dialogue never sends MAIL, RCPT or DATA: greeting, EHLO (HELO on a 5xx), STARTTLS,
 //! EHLO again after TLS, QUIT. With [`Dialogue::force_starttls`] it sends STARTTLS even when
