@@ -155,26 +155,22 @@ impl Script for CanaryDialogue {
     }
 
     fn reply(&mut self, reply: Reply) -> Step {
-        match self.script.state() {
+        use ProbeErrorClass as C;
+        // A refusal's class by its first digit: (4xx class, 5xx class); none for a success.
+        let refused = |r: &Reply, four: C, five: C| {
+            (!r.is_positive()).then_some(if r.is_transient() { four } else { five })
+        };
+        let code = reply.code;
+        let failure = match self.script.state() {
             ProbeState::ExpectGreeting => {
-                if !reply.is_positive() {
-                    let class = if reply.is_transient() {
-                        ProbeErrorClass::Greeting4xx
-                    } else {
-                        ProbeErrorClass::Greeting5xx
-                    };
-                    self.fail(class, format!("greeting {}", reply.code));
-                }
+                let f = refused(&reply, C::Greeting4xx, C::Greeting5xx);
                 self.s.greeting = Some(reply.clone());
+                f.map(|c| (c, format!("greeting {code}")))
             }
             ProbeState::ExpectEhlo => {
-                if !reply.is_positive() {
-                    self.fail(
-                        ProbeErrorClass::EhloRejected,
-                        format!("EHLO {}", reply.code),
-                    );
-                }
+                let f = refused(&reply, C::EhloRejected, C::EhloRejected);
                 self.s.ehlo = Some(reply.clone());
+                f.map(|c| (c, format!("EHLO {code}")))
             }
             ProbeState::ExpectStartTls => {
                 let advertised = self
@@ -182,26 +178,25 @@ impl Script for CanaryDialogue {
                     .ehlo
                     .as_ref()
                     .is_some_and(|e| advertises_starttls(&ehlo_keywords(e)));
-                if reply.code != 220 && advertised {
-                    let class = if reply.is_transient() {
-                        ProbeErrorClass::Starttls4xx
+                let f = (code != 220 && advertised).then(|| {
+                    if reply.is_transient() {
+                        C::Starttls4xx
                     } else {
-                        ProbeErrorClass::Starttls5xx
-                    };
-                    self.fail(class, format!("STARTTLS {}", reply.code));
-                }
+                        C::Starttls5xx
+                    }
+                });
                 self.s.starttls_reply = Some(reply.clone());
+                f.map(|c| (c, format!("STARTTLS {code}")))
             }
             ProbeState::ExpectTlsEhlo => {
-                if !reply.is_positive() {
-                    self.fail(
-                        ProbeErrorClass::PostTlsError,
-                        format!("EHLO inside TLS {}", reply.code),
-                    );
-                }
+                let f = refused(&reply, C::PostTlsError, C::PostTlsError);
                 self.s.tls_ehlo = Some(reply.clone());
+                f.map(|c| (c, format!("EHLO inside TLS {code}")))
             }
-            _ => {}
+            _ => None,
+        };
+        if let Some((class, detail)) = failure {
+            self.fail(class, detail);
         }
         self.script.on_reply(&reply)
     }

@@ -354,14 +354,8 @@ impl PolicyFetcher {
             .iter()
             .take(MAX_KEPT_HEADERS)
             .map(|(k, v)| {
-                let mut v = String::from_utf8_lossy(v.as_bytes()).into_owned();
-                if v.len() > MAX_HEADER_VALUE {
-                    let mut cut = MAX_HEADER_VALUE;
-                    while !v.is_char_boundary(cut) {
-                        cut -= 1;
-                    }
-                    v.truncate(cut);
-                }
+                let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+                let v = mxray_net::units::cap_owned(v, MAX_HEADER_VALUE);
                 (k.as_str().to_owned(), v)
             })
             .collect();
