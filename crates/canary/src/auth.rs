@@ -30,6 +30,7 @@
 
 use std::fmt;
 use std::io::Read as _;
+use std::net::SocketAddr;
 use std::path::Path;
 
 use ring::hmac;
@@ -192,7 +193,7 @@ fn framed(context: &[u8], parts: &[&[u8]]) -> Vec<u8> {
         Vec::with_capacity(context.len() + parts.iter().map(|p| p.len() + 4).sum::<usize>());
     out.extend_from_slice(context);
     for p in parts {
-        let len = u32::try_from(p.len()).unwrap_or(u32::MAX);
+        let len = mxray_net::units::saturating_u32(p.len());
         out.extend_from_slice(&len.to_be_bytes());
         out.extend_from_slice(p);
     }
@@ -358,6 +359,15 @@ impl SignedExpectation {
             }
         }
     }
+}
+
+/// A canary's control endpoint and the key that authenticates it (this module).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlEndpoint {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// The canary's control key.
+    pub key: ControlKey,
 }
 
 #[cfg(test)]

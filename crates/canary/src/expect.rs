@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use mxray_smtp::reply::ReplyParser;
+use mxray_smtp_reply::ReplyParser;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::{Deserialize, Serialize};
@@ -255,7 +255,7 @@ impl Identity {
     pub fn chain_sha256(&self) -> Vec<String> {
         self.chain
             .iter()
-            .map(|c| mxray_smtp::cert::sha256_hex(c.as_ref()))
+            .map(|c| hex::encode(ring::digest::digest(&ring::digest::SHA256, c.as_ref())))
             .collect()
     }
 }

@@ -1,5 +1,5 @@
-//! Path tampering canaries: a control SMTP server whose every byte is known, and a probe
-//! that compares, byte for byte and in both directions, what crossed the path.
+//! Path tampering canaries, the server half: a control SMTP server whose every byte is
+//! known, what a probe must see from it, and the authenticated control endpoint.
 //!
 //! What it does:
 //! * [`CanaryServer`] (tokio + rustls) answers with fixed replies ([`CannedReplies`], a
@@ -9,67 +9,40 @@
 //!   lines. A small line-based control endpoint ([`server::CONTROL_PROTOCOL`]) serves that log
 //!   and the canary's [`Expectation`] to probes, every request and answer authenticated with
 //!   the canary's [`ControlKey`] (HMAC-SHA256, [`auth`]); expectation files are signed with
-//!   the same key ([`SignedExpectation`]).
-//! * [`probe()`] runs the probe dialogue through [`mxray_net::Dialer`], records the bytes it
-//!   sent and received before and inside TLS and the certificate chain, fetches what the
-//!   canary received from this connection, and [`compare`]s both directions with
-//!   [`diverge::diverge`]. The result is a [`TamperReport`] (`clean`, `tampered`, `blocked`,
-//!   `error`) with the diverging bytes (a control answer that fails authentication is a
-//!   `tampered` finding of its own, stream `control`); [`canary_record`] makes it a `canary_result` record
-//!   (table `canary_results`) and [`probe_record`] the ordinary `smtp_probe` record of the
-//!   same session.
-//! * [`self_check`] tells whether a vantage's outbound port 25 is `open`, `blocked` or
-//!   `intercepted` (the `scan` record's `port25_check`).
+//!   the same key ([`SignedExpectation`]). [`ControlEndpoint`] is where a probe asks.
+//! * [`wire`]: the escaped-bytes text form the log, the expectation and reports share.
 //!
-//! What it does not: resolve names, do reverse DNS of the source address (the caller does,
-//! with `mxray-dns`), encrypt the control channel (it is authenticated, not confidential: a
-//! party on the path reads answers, but cannot change them unnoticed), or match connections
-//! through NAT
-//! (the canary log is looked up by the probe's local address and port; behind NAT the client
-//! direction is reported `not_found` and only the canary-to-probe direction is compared).
-//! A refused or timed-out connection is `blocked`, never `tampered` and never "no STARTTLS".
+//! What it does not: probe. The probe (the SMTP client session through the scanner's driver,
+//! the control-endpoint client, the byte-for-byte comparison into a `TamperReport`, the
+//! vantage self-check and the records) is crate `mxray-canary-probe`; this half links no SMTP
+//! client, so the lab can embed a canary without the scanner. It needs only
+//! `mxray-smtp-reply`, to check that canned replies are single valid SMTP replies. It
+//! resolves no names and does not encrypt the control channel (authenticated, not
+//! confidential: a party on the path reads answers, but cannot change them unnoticed).
+//!
+//! Main types: [`CanaryServer`] / [`CanaryHandle`], [`CanaryConfig`], [`CannedReplies`],
+//! [`Expectation`], [`Identity`], [`ClientLog`] / [`CanaryLog`], [`ControlKey`],
+//! [`ControlEndpoint`].
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), mxray_canary::CanaryError> {
-//! use std::sync::Arc;
-//! use mxray_canary::{probe, CanaryConfig, CanaryServer, Identity, ProbeOptions, Verdict};
-//! use mxray_net::{DestinationPolicy, Dialer, RateConfig, RateLimits};
+//! use mxray_canary::{CanaryConfig, CanaryServer, Identity};
 //!
 //! let canary = CanaryServer::start(CanaryConfig::new(Identity::generate(&[])?)).await?;
-//! let dialer = Dialer::new(
-//!     Arc::new(DestinationPolicy::new(true, Vec::new())), // loopback: allow private
-//!     Arc::new(RateLimits::new(RateConfig::default())),
-//! );
-//! let target = canary.smtp_addr().expect("one listener");
+//! println!("SMTP on {:?}, expect {:?}", canary.smtp_addr(), canary.expectation().greeting);
 //! // A remote probe builds the endpoint from the address and the key file `serve` wrote.
-//! let control = canary.control_endpoint();
-//! let out = probe(&dialer, target, canary.expectation(), control.as_ref(),
-//!                 &ProbeOptions::default()).await;
-//! assert_eq!(out.report.verdict, Verdict::Clean);
-//! println!("{}", serde_json::to_string(&out.report).unwrap());
+//! let _control = canary.control_endpoint();
 //! # Ok(()) }
 //! ```
 
 pub mod auth;
-pub mod diverge;
 pub mod expect;
-pub mod probe;
-pub mod record;
-pub mod script;
 pub mod server;
 pub mod session;
 pub mod wire;
 
-pub use auth::{ControlKey, SignedExpectation};
-pub use diverge::{diverge, Divergence, DivergenceKind};
+pub use auth::{ControlEndpoint, ControlKey, SignedExpectation};
 pub use expect::{CannedReplies, Expectation, Identity, DEFAULT_NAME};
-pub use probe::{
-    compare, control_forged, fetch_client_log, fetch_client_log_by_token, fetch_expectation, probe,
-    probe_record, run_session, self_check, CanaryLogStatus, CanaryOutcome, CanaryView,
-    ControlEndpoint, Finding, ProbeOptions, Session, Severity, Stream, TamperReport, VantageCheck,
-    Verdict,
-};
-pub use record::canary_record;
 pub use server::{CanaryConfig, CanaryHandle, CanaryLog, CanaryServer, ClientLog, ListenSpec};
 
 /// Failures of mxray itself (configuration, binding, the control endpoint), never

@@ -18,9 +18,9 @@ use tokio::task::JoinHandle;
 use tokio::time::{timeout_at, Instant};
 use tokio_rustls::TlsAcceptor;
 
+use crate::auth::ControlEndpoint;
 use crate::auth::{self, ControlKey, SignedExpectation};
 use crate::expect::{CannedReplies, Expectation, Identity};
-use crate::probe::ControlEndpoint;
 use crate::session::{ServerAction, ServerSession, LINE_TOO_LONG};
 use crate::{wire, CanaryError};
 

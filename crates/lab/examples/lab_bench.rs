@@ -184,15 +184,10 @@ async fn main() {
     if let Ok(ca) = CertificateDer::from_pem_slice(lab.ca_pem().as_bytes()) {
         let _ = roots.add(ca);
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let Ok(b) =
-        rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions()
-    else {
+    let Ok(cfg) = mxray_net::tls::client_config(mxray_net::tls::ServerAuth::Roots(roots)) else {
         return;
     };
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(
-        b.with_root_certificates(roots).with_no_client_auth(),
-    ));
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg));
     // Hosts that do STARTTLS with a valid certificate, resolved through the lab DNS once.
     let targets: Vec<String> = exp
         .iter()

@@ -503,7 +503,7 @@ impl Lab {
         self.canary.control_key()
     }
 
-    /// [`Lab::canary_control`] with its key, for [`mxray_canary::probe`].
+    /// [`Lab::canary_control`] with its key, for a canary probe (`mxray_canary_probe::probe`).
     pub fn canary_control_endpoint(&self) -> mxray_canary::ControlEndpoint {
         mxray_canary::ControlEndpoint {
             addr: self.canary_control,

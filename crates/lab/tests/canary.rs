@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mxray_canary::{
+use mxray_canary_probe::{
     canary_record, fetch_expectation, probe, probe_record, CanaryLogStatus, DivergenceKind,
     ProbeOptions, Severity, Stream, Verdict,
 };

@@ -363,12 +363,8 @@ fn tls_client(lab: &Lab) -> TlsConnector {
     let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
     let der = decode_b64(&b64);
     roots.add(CertificateDer::from(der)).expect("CA");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let cfg = mxray_net::tls::client_config(mxray_net::tls::ServerAuth::Roots(roots))
+        .expect("client config");
     TlsConnector::from(Arc::new(cfg))
 }
 

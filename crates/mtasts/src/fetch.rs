@@ -227,12 +227,8 @@ impl PolicyFetcher {
                 return Err(FetchSetupError::CaFile("no certificate in PEM".to_owned()));
             }
         }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = ClientConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .map_err(|e| FetchSetupError::Tls(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let mut config = mxray_net::tls::client_config(mxray_net::tls::ServerAuth::Roots(roots))
+            .map_err(|e| FetchSetupError::Tls(e.to_string()))?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(PolicyFetcher {
             tls: Arc::new(config),
@@ -261,7 +257,7 @@ impl PolicyFetcher {
                 )),
             };
         out.result = res;
-        out.elapsed_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
+        out.elapsed_ms = mxray_net::units::millis(started.elapsed());
         out
     }
 
@@ -317,7 +313,11 @@ impl PolicyFetcher {
             .connect(server_name, tcp)
             .await
             .map_err(classify_tls_io)?;
-        out.tls_version = tls.get_ref().1.protocol_version().map(version_name);
+        out.tls_version = tls
+            .get_ref()
+            .1
+            .protocol_version()
+            .map(mxray_net::tls::version_name);
 
         // HTTP/1.1.
         let mut builder = hyper::client::conn::http1::Builder::new();
@@ -354,14 +354,8 @@ impl PolicyFetcher {
             .iter()
             .take(MAX_KEPT_HEADERS)
             .map(|(k, v)| {
-                let mut v = String::from_utf8_lossy(v.as_bytes()).into_owned();
-                if v.len() > MAX_HEADER_VALUE {
-                    let mut cut = MAX_HEADER_VALUE;
-                    while !v.is_char_boundary(cut) {
-                        cut -= 1;
-                    }
-                    v.truncate(cut);
-                }
+                let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+                let v = mxray_net::units::cap_owned(v, MAX_HEADER_VALUE);
                 (k.as_str().to_owned(), v)
             })
             .collect();
@@ -443,14 +437,6 @@ fn dial_detail(e: &DialError) -> String {
     match e {
         DialError::Blocked(r) => format!("blocked, nothing sent: {r}"),
         other => other.to_string(),
-    }
-}
-
-fn version_name(v: rustls::ProtocolVersion) -> String {
-    match v {
-        rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_owned(),
-        rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".to_owned(),
-        other => format!("{other:?}"),
     }
 }
 

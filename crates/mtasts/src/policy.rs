@@ -202,11 +202,7 @@ pub fn mx_patterns_for_log(patterns: &[String]) -> String {
             // Patterns are validated host names (ASCII), but cut on a char boundary anyway
             // so that an unvalidated caller cannot make this panic.
             if shown == 0 {
-                let mut cut = MAX_LOGGED_PATTERN_CHARS.min(p.len());
-                while !p.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                out.push_str(&p[..cut]);
+                out.push_str(mxray_net::units::cap(p, MAX_LOGGED_PATTERN_CHARS));
                 out.push('…');
                 shown = 1;
             }

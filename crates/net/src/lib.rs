@@ -13,6 +13,11 @@
 //! the other side: [`accept`], an accept loop step that backs off on `accept()` errors such as
 //! EMFILE instead of spinning.
 //!
+//! Two small helpers every record writer uses live here too, as the lowest crate all of them
+//! depend on: [`tls`] (the one rustls client configuration builder, [`tls::client_config`],
+//! and the one spelling of TLS versions, [`tls::version_name`]) and [`units`] (durations in
+//! whole milliseconds, [`units::millis`]; text cut to a byte cap, [`units::cap`]).
+//!
 //! Port remapping ([`Dialer::with_port_remap`]) exists only for the loopback lab, which may
 //! not be able to bind ports 25/443; it is not reachable from any command-line flag.
 //!
@@ -30,6 +35,9 @@ use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+pub mod tls;
+pub mod units;
 
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota};
 use ipnet::IpNet;

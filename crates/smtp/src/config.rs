@@ -104,6 +104,21 @@ impl Default for ProbeConfig {
     }
 }
 
+impl ProbeConfig {
+    /// The driver's bounds of one session ([`crate::driver::Limits`]).
+    pub fn limits(&self) -> crate::driver::Limits {
+        crate::driver::Limits {
+            greeting_timeout: self.greeting_timeout,
+            command_timeout: self.command_timeout,
+            tls_timeout: self.tls_timeout,
+            session_deadline: self.session_deadline,
+            max_line: self.max_line,
+            max_reply: self.max_reply,
+            max_transcript: self.max_transcript,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -103,41 +103,62 @@ pub struct Judge<'a> {
     pub scan_id: Uuid,
     /// The vantage.
     pub vantage: &'a str,
-    /// PKIX roots.
-    pub pkix: &'a PkixChecker,
+    /// PKIX roots; None judges no chain (`pkix_valid` null).
+    pub pkix: Option<&'a PkixChecker>,
     /// Cap for recorded replies (banner, EHLO).
     pub max_reply: usize,
+    /// Cap for `error_detail`, `starttls_reply_text` and `tls_fallback_detail`.
+    pub max_detail: usize,
+    /// Whose session this is.
+    pub rules: Rules,
     /// The time PKIX and DANE-TA dates are judged at.
     pub now: UnixTime,
 }
 
+/// Whose session is judged: the few places where a canary session reads differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rules {
+    /// The scanner's probe of a mail server: as the module doc says.
+    Scan,
+    /// A canary probe's session with mxray's own canary, which always offers STARTTLS and is
+    /// nobody's MX: a completed handshake is `starttls_ok` even when STARTTLS was sent
+    /// unadvertised (the keyword was hidden on the path, the stripping signals say so), a
+    /// completed implicit-TLS handshake counts as reaching EHLO, `no_starttls` needs an
+    /// EHLO answer without error (any 2xx, not only 250), and no RFC 8460 result types are
+    /// derived.
+    Canary,
+}
+
+/// The scanner's cap of `error_detail`, `starttls_reply_text` and `tls_fallback_detail`.
+pub const MAX_DETAIL: usize = 1024;
+
 /// `s` cut to at most `n` bytes on a character boundary.
-pub fn cap(s: String, n: usize) -> String {
-    if s.len() <= n {
-        return s;
-    }
-    let mut end = n;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_owned()
+fn cap(s: String, n: usize) -> String {
+    mxray_net::units::cap_owned(s, n)
 }
 
 /// The `smtp_probe` record and the chain's `certificate` records of one session.
 pub fn probe_output(target: &ProbeTarget, s: SessionFacts, j: &Judge<'_>) -> ProbeOutput {
     let obs = &s.obs;
     let error = s.pre_connect.clone().or_else(|| obs.error.clone());
-    let reached_ehlo = obs.reached_ehlo();
-    let offered_tls = obs.tls_completed && !obs.starttls_forced;
+    let canary = j.rules == Rules::Canary;
+    let reached_ehlo = obs.reached_ehlo() || (canary && obs.implicit_tls && obs.tls_completed);
+    let offered_tls = obs.tls_completed && (canary || !obs.starttls_forced);
+    // The canary's dialogue records an error for any EHLO answer but a 2xx.
+    let answered_ehlo = if canary {
+        obs.ehlo.is_some()
+    } else {
+        reached_ehlo
+    };
     let result = if offered_tls {
         ProbeResult::StarttlsOk
-    } else if error.is_none() && reached_ehlo && !obs.starttls_advertised {
+    } else if error.is_none() && answered_ehlo && !obs.starttls_advertised {
         ProbeResult::NoStarttls
     } else {
         ProbeResult::Error
     };
-    let (pkix_valid, pkix_error) = match (&s.sni_sent, obs.tls_completed) {
-        (Some(name), true) => match j.pkix.check(&s.chain, name.trim_end_matches('.'), j.now) {
+    let (pkix_valid, pkix_error) = match (&s.sni_sent, obs.tls_completed, j.pkix) {
+        (Some(name), true, Some(pkix)) => match pkix.check(&s.chain, name.trim_end_matches('.'), j.now) {
             Ok(()) => (Some(true), None),
             Err(e) => (Some(false), Some(e)),
         },
@@ -183,7 +204,7 @@ pub fn probe_output(target: &ProbeTarget, s: SessionFacts, j: &Judge<'_>) -> Pro
         total_ms: t.total_ms,
         result,
         error_class: error.as_ref().map(|e| e.0),
-        error_detail: error.map(|e| cap(e.1, 1024)),
+        error_detail: error.map(|e| cap(e.1, j.max_detail)),
         banner: obs
             .greeting
             .as_ref()
@@ -197,7 +218,10 @@ pub fn probe_output(target: &ProbeTarget, s: SessionFacts, j: &Judge<'_>) -> Pro
             .unwrap_or_default(),
         starttls_advertised: obs.starttls_advertised,
         starttls_reply_code: obs.starttls_reply.as_ref().map(|r| r.code),
-        starttls_reply_text: obs.starttls_reply.as_ref().map(|r| cap(r.text(), 1024)),
+        starttls_reply_text: obs
+            .starttls_reply
+            .as_ref()
+            .map(|r| cap(r.text(), j.max_detail)),
         tls_version: s.tls.version,
         cipher: s.tls.cipher,
         kx_group: s.tls.kx_group,
@@ -217,7 +241,10 @@ pub fn probe_output(target: &ProbeTarget, s: SessionFacts, j: &Judge<'_>) -> Pro
         attempt: 1,
         tls_engine: s.engine,
         tls_fallback_reason: s.first.as_ref().map(|f| f.reason),
-        tls_fallback_detail: s.first.as_ref().map(|f| cap(f.detail.clone(), 1024)),
+        tls_fallback_detail: s
+            .first
+            .as_ref()
+            .map(|f| cap(f.detail.clone(), j.max_detail)),
         tls_fallback_transcript: s.first.map(|f| f.transcript).unwrap_or_default(),
         tls_legacy: false,
     };
@@ -226,7 +253,9 @@ pub fn probe_output(target: &ProbeTarget, s: SessionFacts, j: &Judge<'_>) -> Pro
             .tls_version
             .as_deref()
             .is_some_and(tls::is_legacy_version);
-    record.tlsrpt_results = tlsrpt::for_probe(&record, tlsrpt::host_dane_applies(&record));
+    if !canary {
+        record.tlsrpt_results = tlsrpt::for_probe(&record, tlsrpt::host_dane_applies(&record));
+    }
     ProbeOutput {
         record,
         certificates,
@@ -281,12 +310,18 @@ mod tests {
     }
 
     fn run(t: &ProbeTarget, f: SessionFacts) -> SmtpProbeRecord {
+        run_with(t, f, Rules::Scan)
+    }
+
+    fn run_with(t: &ProbeTarget, f: SessionFacts, rules: Rules) -> SmtpProbeRecord {
         let pkix = PkixChecker::new(&[]).expect("roots");
         let j = Judge {
             scan_id: Uuid::nil(),
             vantage: "v",
-            pkix: &pkix,
+            pkix: Some(&pkix),
             max_reply: 4096,
+            max_detail: MAX_DETAIL,
+            rules,
             now: UnixTime::now(),
         };
         probe_output(t, f, &j).record
@@ -344,5 +379,46 @@ mod tests {
             "a DANE sender is offered no TLS"
         );
         assert_eq!(r.stripping_signals, vec![StrippingSignal::StarttlsForcedOk]);
+    }
+
+    #[test]
+    fn a_canary_session_reads_a_forced_handshake_as_starttls_ok_and_derives_no_tlsrpt() {
+        let forced = Observations {
+            greeting: Some(reply(220, &["canary"])),
+            ehlo: Some(reply(250, &["canary", "XXXXXXXA"])),
+            ehlo_keywords: vec!["XXXXXXXA".into()],
+            starttls_forced: true,
+            starttls_reply: Some(reply(220, &["go"])),
+            tls_completed: true,
+            ..Default::default()
+        };
+        let r = run_with(&target(false), facts(forced.clone()), Rules::Canary);
+        assert_eq!(r.result, ProbeResult::StarttlsOk);
+        assert!(r
+            .stripping_signals
+            .contains(&StrippingSignal::StarttlsForcedOk));
+        let r = run_with(&target(false), facts(forced), Rules::Scan);
+        assert_eq!(r.result, ProbeResult::NoStarttls);
+
+        let plain = Observations {
+            greeting: Some(reply(220, &["canary"])),
+            ehlo: Some(reply(250, &["canary", "SIZE 1"])),
+            ehlo_keywords: vec!["SIZE 1".into()],
+            ..Default::default()
+        };
+        let r = run_with(&target(false), facts(plain.clone()), Rules::Canary);
+        assert_eq!(r.result, ProbeResult::NoStarttls);
+        assert!(r.tlsrpt_results.is_empty());
+        let r = run_with(&target(false), facts(plain), Rules::Scan);
+        assert!(!r.tlsrpt_results.is_empty());
+
+        let implicit = Observations {
+            implicit_tls: true,
+            tls_completed: true,
+            error: Some((ProbeErrorClass::PostTlsError, "EHLO after TLS: 554".into())),
+            ..Default::default()
+        };
+        assert!(run_with(&target(false), facts(implicit.clone()), Rules::Canary).reached_ehlo);
+        assert!(!run_with(&target(false), facts(implicit), Rules::Scan).reached_ehlo);
     }
 }

@@ -13,13 +13,21 @@
 //! RFC 8460 result types ([`tlsrpt`]). Every way a session can end is an error class in the
 //! record, never an `Err`.
 //!
+//! Every SMTP client session of mxray runs through one driver, [`driver::drive`], over a
+//! sans-io [`driver::Script`]: the scanner's [`machine::Dialogue`] here, the canary probe's
+//! script in `mxray-canary-probe`. The driver owns the bounded reads, a timeout on every
+//! write, read and handshake, the session deadline, the TLS upgrade and the transcript; the
+//! pure [`judge`] turns what a session showed into the `smtp_probe` record, for both.
+//!
 //! What it does not: send MAIL, RCPT or DATA; resolve names (the caller passes the IP, the
 //! SNI name and the TLSA RRset); speak SSLv2/SSLv3 (Debian's libssl has no SSLv3; such
 //! servers are classed `tls_incompatible`, not "no TLS"); deduplicate certificates across
 //! probes (the sink does).
 //!
-//! Main types: [`Prober`] (the tokio driver), [`ProbeTarget`], [`ProbeOutput`],
-//! [`ProbeConfig`]; the sans-io core is [`machine::Dialogue`] over [`reply::ReplyParser`].
+//! Main types: [`Prober`], [`ProbeTarget`], [`ProbeOutput`], [`ProbeConfig`]; the driver
+//! [`driver::drive`] with [`driver::Script`] and [`driver::Limits`]; the sans-io core is
+//! [`machine::Dialogue`] over [`reply::ReplyParser`] (crate `mxray-smtp-reply`); the judgement
+//! [`judge::probe_output`].
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), mxray_smtp::SmtpError> {
@@ -41,11 +49,12 @@ pub mod cert;
 mod config;
 pub mod dane;
 pub mod danger;
+pub mod driver;
 pub mod judge;
 pub mod machine;
 pub mod pkix;
 mod probe;
-pub mod reply;
+pub use mxray_smtp_reply as reply;
 pub mod signals;
 pub mod tls;
 pub mod tlsrpt;
@@ -55,8 +64,9 @@ pub use config::{
     SUBMISSION_PORT,
 };
 pub use dane::{DaneOutcome, Session, TlsaInput};
+pub use driver::Prefixed;
 pub use machine::{Action, Dialogue, State};
-pub use probe::{classify_tls_error, dial_error_class, Prefixed, ProbeOutput, ProbeTarget, Prober};
+pub use probe::{classify_tls_error, dial_error_class, ProbeOutput, ProbeTarget, Prober};
 
 /// Failures of mxray itself (bad configuration), never of the peer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

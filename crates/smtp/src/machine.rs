@@ -5,6 +5,7 @@
 //! TLS handshake, or close. Transport failures are reported with [`Dialogue::on_io_failure`]
 //! and TLS handshake outcomes with [`Dialogue::on_tls_established`] / [`Dialogue::on_tls_failed`];
 //! the dialogue turns them into a recorded error class that depends on where it happened.
+//! [`Dialogue`] implements [`crate::driver::Script`], so the one driver runs it.
 //!
 //! The dialogue never sends MAIL, RCPT or DATA: greeting, EHLO (HELO on a 5xx), STARTTLS,
 //! EHLO again after TLS, QUIT. With [`Dialogue::force_starttls`] it sends STARTTLS even when
@@ -16,6 +17,7 @@
 
 use mxray_model::ProbeErrorClass;
 
+use crate::driver::{Phase, Script, Step, TlsFailure};
 use crate::reply::{advertises_starttls, ehlo_keywords, Reply};
 
 /// What the client waits for.
@@ -377,6 +379,74 @@ impl Dialogue {
         let detail = format!("{}: {detail}", phase_name(state));
         self.fail(class, detail);
         self.close()
+    }
+}
+
+/// The scanner's dialogue under the one driver ([`crate::driver::drive`]).
+impl Script for Dialogue {
+    fn first_step(&self) -> Step {
+        if self.state == State::ExpectTlsHandshake {
+            Step::StartTls
+        } else {
+            Step::Read
+        }
+    }
+
+    fn phase(&self) -> Phase {
+        match self.state {
+            State::ExpectGreeting => Phase::Greeting,
+            State::ExpectEhloReply | State::ExpectHeloReply => Phase::Ehlo,
+            State::ExpectStartTlsReply => Phase::StartTls,
+            State::ExpectTlsHandshake => Phase::TlsHandshake,
+            State::ExpectPostTlsEhloReply => Phase::PostTlsEhlo,
+            State::ExpectQuitReply => Phase::Quit,
+            State::Closed => Phase::Closed,
+        }
+    }
+
+    fn reply(&mut self, reply: Reply) -> Step {
+        self.on_reply(reply).into()
+    }
+
+    fn read_failed(&mut self, failure: IoFailure) -> Step {
+        self.on_io_failure(failure).into()
+    }
+
+    fn tls_done(&mut self) -> Step {
+        if self.obs.implicit_tls {
+            self.on_implicit_tls_established();
+            Step::Read
+        } else {
+            self.on_tls_established().into()
+        }
+    }
+
+    fn tls_failed(&mut self, failure: TlsFailure) {
+        match failure {
+            TlsFailure::Failed(f) => {
+                self.on_tls_failed(f.class, f.alert, f.detail);
+            }
+            TlsFailure::Timeout => {
+                self.on_tls_failed(
+                    ProbeErrorClass::TlsTimeout,
+                    None,
+                    "TLS handshake timed out".into(),
+                );
+            }
+            TlsFailure::Deadline => {
+                self.on_io_failure(IoFailure::Deadline);
+            }
+        }
+    }
+}
+
+impl From<Action> for Step {
+    fn from(a: Action) -> Step {
+        match a {
+            Action::Send(cmd) => Step::Send(format!("{cmd}\r\n").into_bytes()),
+            Action::StartTls => Step::StartTls,
+            Action::Close => Step::Close,
+        }
     }
 }
 

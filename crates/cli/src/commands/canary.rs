@@ -22,9 +22,12 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use mxray_canary::{
-    canary_record, control_forged, fetch_expectation, probe, probe_record, self_check,
     CanaryConfig, CanaryError, CanaryServer, CannedReplies, ControlEndpoint, ControlKey,
-    Expectation, Identity, ListenSpec, ProbeOptions, SignedExpectation, VantageCheck, Verdict,
+    Expectation, Identity, ListenSpec, SignedExpectation,
+};
+use mxray_canary_probe::{
+    canary_record, control_forged, fetch_expectation, probe, probe_record, self_check,
+    ProbeOptions, VantageCheck, Verdict,
 };
 use mxray_model::{Port25Check, Record, ScanRecord, ScanStatus, UtcTime, SCHEMA_VERSION};
 use sha2::{Digest, Sha256};

@@ -362,7 +362,7 @@ async fn vantage_self_check(
     let key = super::canary::probe_key(args.self_check_key.as_deref(), "--self-check-key")?;
     let check = match super::canary::load_expectation(settings, dialer, expect, None, key).await? {
         super::canary::Loaded::Expectation(exp, _) => {
-            mxray_canary::self_check(target, &exp, dialer, settings.timeout).await
+            mxray_canary_probe::self_check(target, &exp, dialer, settings.timeout).await
         }
         super::canary::Loaded::Forged(why) => super::canary::control_forged_check(&why),
     };

@@ -26,7 +26,7 @@ use rustls::pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::probe::Prefixed;
+use crate::driver::Prefixed;
 
 pub mod fallback;
 pub mod openssl_engine;
@@ -37,7 +37,7 @@ pub mod rustls_engine;
 pub type Transport = Prefixed<TcpStream>;
 
 /// What a completed handshake showed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Negotiated {
     /// `TLSv1.0`, `TLSv1.1`, `TLSv1.2`, `TLSv1.3` (`SSLv3` should a library ever speak it).
     pub version: String,

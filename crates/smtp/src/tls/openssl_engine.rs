@@ -28,6 +28,7 @@ use openssl::ssl::{
     SslVersion,
 };
 use rustls::pki_types::CertificateDer;
+use rustls::ProtocolVersion;
 
 use super::{HandshakeFailure, Negotiated, TlsConnection, Transport};
 use crate::SmtpError;
@@ -116,14 +117,23 @@ impl OpensslEngine {
     }
 }
 
+/// OpenSSL's version as the protocol's own number, so that both engines spell it alike.
+fn wire_version(v: SslVersion) -> Option<ProtocolVersion> {
+    [
+        (SslVersion::SSL3, ProtocolVersion::SSLv3),
+        (SslVersion::TLS1, ProtocolVersion::TLSv1_0),
+        (SslVersion::TLS1_1, ProtocolVersion::TLSv1_1),
+        (SslVersion::TLS1_2, ProtocolVersion::TLSv1_2),
+        (SslVersion::TLS1_3, ProtocolVersion::TLSv1_3),
+    ]
+    .into_iter()
+    .find_map(|(o, p)| (o == v).then_some(p))
+}
+
 fn negotiated(ssl: &SslRef) -> Negotiated {
-    let version = match ssl.version2() {
-        Some(v) if v == SslVersion::SSL3 => "SSLv3".to_owned(),
-        Some(v) if v == SslVersion::TLS1 => "TLSv1.0".to_owned(),
-        Some(v) if v == SslVersion::TLS1_1 => "TLSv1.1".to_owned(),
-        Some(v) if v == SslVersion::TLS1_2 => "TLSv1.2".to_owned(),
-        Some(v) if v == SslVersion::TLS1_3 => "TLSv1.3".to_owned(),
-        _ => ssl.version_str().to_owned(),
+    let version = match ssl.version2().and_then(wire_version) {
+        Some(v) => mxray_net::tls::version_name(v),
+        None => ssl.version_str().to_owned(),
     };
     let cipher = ssl
         .current_cipher()

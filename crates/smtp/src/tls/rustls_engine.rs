@@ -4,8 +4,9 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use mxray_net::tls::{self, ServerAuth};
 use rustls::pki_types::ServerName;
-use rustls::{ClientConfig, ProtocolVersion};
+use rustls::ClientConfig;
 use tokio_rustls::TlsConnector;
 
 use super::{fallback, HandshakeFailure, Negotiated, TlsConnection, Transport};
@@ -15,16 +16,11 @@ use crate::SmtpError;
 
 /// The client configuration every probe shares.
 pub fn client_config() -> Result<Arc<ClientConfig>, SmtpError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = Arc::new(RecordingVerifier::new(
-        provider.signature_verification_algorithms,
+        tls::provider().signature_verification_algorithms,
     ));
-    let mut tls = ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| SmtpError::Tls(e.to_string()))?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
+    let mut tls = tls::client_config(ServerAuth::Verifier(verifier))
+        .map_err(|e| SmtpError::Tls(e.to_string()))?;
     // Every probe must see a full handshake and the whole chain.
     tls.resumption = rustls::client::Resumption::disabled();
     Ok(Arc::new(tls))
@@ -60,7 +56,7 @@ pub async fn connect(
     let negotiated = Negotiated {
         version: conn
             .protocol_version()
-            .map(version_name)
+            .map(tls::version_name)
             .unwrap_or_default(),
         cipher: conn
             .negotiated_cipher_suite()
@@ -83,12 +79,4 @@ pub async fn connect(
             .unwrap_or_default(),
     };
     Ok((TlsConnection::Rustls(Box::new(tls)), negotiated))
-}
-
-fn version_name(v: ProtocolVersion) -> String {
-    match v {
-        ProtocolVersion::TLSv1_2 => "TLSv1.2".into(),
-        ProtocolVersion::TLSv1_3 => "TLSv1.3".into(),
-        other => format!("{other:?}"),
-    }
 }

@@ -1,6 +1,6 @@
 //! Benchmark: canary probes per second against an in-process canary on loopback.
 //!
-//! `cargo run --release -p mxray-canary --example bench-canary -- [PROBES] [CONCURRENCY]`
+//! `cargo run --release -p mxray-canary-probe --example bench-canary -- [PROBES] [CONCURRENCY]`
 //! (defaults 2000 and 50). Every probe is a full session: greeting, EHLO, STARTTLS, TLS
 //! handshake, EHLO, QUIT, then a control-endpoint request for the canary's log and the
 //! byte-for-byte comparison. Traffic stays on 127.0.0.1.
@@ -8,7 +8,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mxray_canary::{probe, CanaryConfig, CanaryServer, Identity, ProbeOptions, Verdict};
+use mxray_canary::{CanaryConfig, CanaryServer, Identity};
+use mxray_canary_probe::{probe, ProbeOptions, Verdict};
 use mxray_net::{DestinationPolicy, Dialer, RateConfig, RateLimits};
 
 #[tokio::main]

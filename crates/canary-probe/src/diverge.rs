@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::wire::escape;
+use mxray_canary::wire::escape;
 
 /// Bytes of context shown before the first differing byte (at most back to its line start).
 const BEFORE: usize = 48;
@@ -34,7 +34,7 @@ pub struct Divergence {
     pub line: usize,
     /// Byte column (1-based) of that byte within its line.
     pub column: usize,
-    /// Expected bytes from a little before the offset (escaped, see [`crate::wire`]).
+    /// Expected bytes from a little before the offset (escaped, see [`mxray_canary::wire`]).
     pub expected: String,
     /// Actual bytes over the same window (escaped).
     pub actual: String,
@@ -49,7 +49,7 @@ pub struct Divergence {
 /// Compares byte for byte; `None` when the streams are identical.
 ///
 /// ```
-/// use mxray_canary::diverge::{diverge, DivergenceKind};
+/// use mxray_canary_probe::diverge::{diverge, DivergenceKind};
 /// let d = diverge(b"250-SIZE 1\r\n250 STARTTLS\r\n", b"250-SIZE 1\r\n250 XXXXXXXA\r\n").unwrap();
 /// assert_eq!((d.kind, d.offset, d.line, d.column), (DivergenceKind::Differ, 16, 2, 5));
 /// assert_eq!(d.expected, "250 STARTTLS\\r\\n");

@@ -1,8 +1,16 @@
 //! SMTP reply parsing (RFC 5321 §4.2): bounded, lenient about line endings, strict about codes.
 //!
-//! [`ReplyParser`] is fed raw bytes as they arrive and yields complete [`Reply`]s. It never
-//! holds more than `max_line` bytes of an unfinished line nor more than `max_reply` bytes of an
-//! unfinished reply, so a hostile peer cannot make it grow without bound.
+//! What it does: [`ReplyParser`] is fed raw bytes as they arrive and yields complete
+//! [`Reply`]s. It never holds more than `max_line` bytes of an unfinished line nor more than
+//! `max_reply` bytes of an unfinished reply, so a hostile peer cannot make it grow without
+//! bound. [`ehlo_keywords`] and [`advertises_starttls`] read an EHLO reply.
+//!
+//! What it does not: any I/O, timeouts or the dialogue (the SMTP client in `mxray-smtp`
+//! drives it; the canary server checks its canned replies with it), nor parse commands.
+//! It is its own crate so that a server can check replies without linking the client.
+//!
+//! Main types: [`ReplyParser`], [`Reply`], [`ReplyError`]. `mxray_smtp::reply` re-exports
+//! this crate.
 
 use std::fmt;
 

@@ -4,8 +4,10 @@
 //! even when the EHLO reply does not advertise it: the target is our own canary, which always
 //! offers it, and sending it is what reveals a path that rewrites the *client's* command too.
 //! Order: greeting, `EHLO`, `STARTTLS`, (TLS) `EHLO`, `QUIT`; with implicit TLS: (TLS)
-//! greeting, `EHLO`, `QUIT`. It never sends MAIL, RCPT or DATA.
+//! greeting, `EHLO`, `QUIT`. It never sends MAIL, RCPT or DATA. Its steps are the one
+//! driver's ([`mxray_smtp::driver::Step`]); `crate::session` runs it there.
 
+use mxray_smtp::driver::Step;
 use mxray_smtp::reply::Reply;
 
 /// What the probe waits for.
@@ -25,19 +27,6 @@ pub enum ProbeState {
     ExpectQuit,
     /// Nothing more.
     Done,
-}
-
-/// What the driver does next.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProbeStep {
-    /// Send this line (CRLF included), then read a reply.
-    Send(Vec<u8>),
-    /// Send nothing, read a reply (the greeting after an implicit-TLS handshake).
-    Read,
-    /// Run the TLS handshake, then call [`ProbeScript::on_tls`].
-    StartTls,
-    /// Close the connection.
-    Close,
 }
 
 /// The probe dialogue.
@@ -67,11 +56,11 @@ impl ProbeScript {
     }
 
     /// The first step after connecting: read the greeting, or run TLS (implicit TLS).
-    pub fn first_step(&self) -> ProbeStep {
+    pub fn first_step(&self) -> Step {
         if self.implicit_tls {
-            ProbeStep::StartTls
+            Step::StartTls
         } else {
-            ProbeStep::Read
+            Step::Read
         }
     }
 
@@ -85,13 +74,13 @@ impl ProbeScript {
         self.in_tls
     }
 
-    fn send(&mut self, next: ProbeState, line: &str) -> ProbeStep {
+    fn send(&mut self, next: ProbeState, line: &str) -> Step {
         self.state = next;
-        ProbeStep::Send(format!("{line}\r\n").into_bytes())
+        Step::Send(format!("{line}\r\n").into_bytes())
     }
 
     /// A complete reply arrived.
-    pub fn on_reply(&mut self, reply: &Reply) -> ProbeStep {
+    pub fn on_reply(&mut self, reply: &Reply) -> Step {
         let ehlo = format!("EHLO {}", self.ehlo_name);
         match self.state {
             ProbeState::ExpectGreeting if reply.is_positive() => {
@@ -107,7 +96,7 @@ impl ProbeScript {
             }
             ProbeState::ExpectStartTls if reply.code == 220 => {
                 self.state = ProbeState::ExpectTls;
-                ProbeStep::StartTls
+                Step::StartTls
             }
             ProbeState::ExpectGreeting
             | ProbeState::ExpectEhlo
@@ -115,17 +104,17 @@ impl ProbeScript {
             | ProbeState::ExpectTlsEhlo => self.send(ProbeState::ExpectQuit, "QUIT"),
             ProbeState::ExpectQuit | ProbeState::ExpectTls | ProbeState::Done => {
                 self.state = ProbeState::Done;
-                ProbeStep::Close
+                Step::Close
             }
         }
     }
 
     /// The TLS handshake completed.
-    pub fn on_tls(&mut self) -> ProbeStep {
+    pub fn on_tls(&mut self) -> Step {
         self.in_tls = true;
         if self.implicit_tls {
             self.state = ProbeState::ExpectGreeting;
-            return ProbeStep::Read;
+            return Step::Read;
         }
         let ehlo = format!("EHLO {}", self.ehlo_name);
         self.send(ProbeState::ExpectTlsEhlo, &ehlo)
@@ -144,9 +133,9 @@ mod tests {
         }
     }
 
-    fn sent(step: ProbeStep) -> String {
+    fn sent(step: Step) -> String {
         match step {
-            ProbeStep::Send(b) => String::from_utf8_lossy(&b).into_owned(),
+            Step::Send(b) => String::from_utf8_lossy(&b).into_owned(),
             other => format!("{other:?}"),
         }
     }
@@ -154,13 +143,13 @@ mod tests {
     #[test]
     fn starttls_dialogue() {
         let mut s = ProbeScript::new("probe.example", false);
-        assert_eq!(s.first_step(), ProbeStep::Read);
+        assert_eq!(s.first_step(), Step::Read);
         assert_eq!(sent(s.on_reply(&reply(220))), "EHLO probe.example\r\n");
         assert_eq!(sent(s.on_reply(&reply(250))), "STARTTLS\r\n");
-        assert_eq!(s.on_reply(&reply(220)), ProbeStep::StartTls);
+        assert_eq!(s.on_reply(&reply(220)), Step::StartTls);
         assert_eq!(sent(s.on_tls()), "EHLO probe.example\r\n");
         assert_eq!(sent(s.on_reply(&reply(250))), "QUIT\r\n");
-        assert_eq!(s.on_reply(&reply(221)), ProbeStep::Close);
+        assert_eq!(s.on_reply(&reply(221)), Step::Close);
         assert_eq!(s.state(), ProbeState::Done);
     }
 
@@ -171,15 +160,15 @@ mod tests {
         // The EHLO reply's keywords do not matter: STARTTLS is sent anyway.
         assert_eq!(sent(s.on_reply(&reply(250))), "STARTTLS\r\n");
         assert_eq!(sent(s.on_reply(&reply(500))), "QUIT\r\n");
-        assert_eq!(s.on_reply(&reply(221)), ProbeStep::Close);
+        assert_eq!(s.on_reply(&reply(221)), Step::Close);
         assert!(!s.in_tls());
     }
 
     #[test]
     fn implicit_tls_dialogue_and_bad_greeting() {
         let mut s = ProbeScript::new("p", true);
-        assert_eq!(s.first_step(), ProbeStep::StartTls);
-        assert_eq!(s.on_tls(), ProbeStep::Read);
+        assert_eq!(s.first_step(), Step::StartTls);
+        assert_eq!(s.on_tls(), Step::Read);
         assert_eq!(sent(s.on_reply(&reply(220))), "EHLO p\r\n");
         assert_eq!(sent(s.on_reply(&reply(250))), "QUIT\r\n");
         let mut s = ProbeScript::new("p", false);

@@ -1,10 +1,21 @@
-//! The `canary_result` record of a probe: the [`TamperReport`] as an ordinary row of table
+//! The `canary_result` record of a probe: the [`crate::TamperReport`] as an ordinary row of table
 //! `canary_results`, next to the session's `smtp_probe` row.
 
-use mxray_model::{CanaryResultRecord, CanaryVerdict};
+use std::net::SocketAddr;
+
+use mxray_model::{
+    CanaryResultRecord, CanaryVerdict, CertificateRecord, SmtpProbeRecord, TlsEngine, UtcTime,
+};
+use mxray_net::units::{cap, saturating_u32};
+use mxray_smtp::judge::{self, Judge, Rules, SessionFacts, Timings, TlsFacts};
+use mxray_smtp::machine::Observations;
+use mxray_smtp::reply::{advertises_starttls, ehlo_keywords};
+use mxray_smtp::ProbeTarget;
+use rustls::pki_types::{CertificateDer, UnixTime};
 
 use crate::diverge::DivergenceKind;
-use crate::probe::{CanaryLogStatus, CanaryOutcome, Finding, Severity, Stream, Verdict};
+use crate::report::{CanaryLogStatus, CanaryOutcome, Finding, Severity, Stream, Verdict};
+use crate::session::Session;
 
 /// Longest `detail` stored (the whole text stays in `report`).
 const DETAIL_CAP: usize = 1024;
@@ -60,17 +71,6 @@ impl CanaryLogStatus {
     }
 }
 
-fn cap(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &s[..end])
-}
-
 /// The finding whose divergence is reported in the row: the first tampered one with byte
 /// offsets, else the first with byte offsets at all (a truncated stream).
 fn first_divergence(findings: &[Finding]) -> Option<&Finding> {
@@ -85,7 +85,7 @@ fn first_divergence(findings: &[Finding]) -> Option<&Finding> {
 ///
 /// `tampered_streams` lists the streams with proof of rewriting (severity `tampered`), in the
 /// report's order and without repeats; the `divergence_*` and excerpt columns describe the
-/// first byte divergence ([`first_divergence`] order); `report` is the whole [`TamperReport`]
+/// first byte divergence (`first_divergence` order); `report` is the whole [`TamperReport`]
 /// as JSON (every finding, both sides' bytes).
 ///
 /// [`TamperReport`]: crate::TamperReport
@@ -108,7 +108,6 @@ pub fn canary_record(
     }
     let first = first_divergence(&r.findings);
     let d = first.and_then(|f| f.divergence.as_ref());
-    let u32_of = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     // A report always serialises (plain data, string keys); an empty object is the fallback
     // that keeps the row rather than losing the verdict.
     let report = serde_json::to_string(r).unwrap_or_else(|_| "{}".to_owned());
@@ -124,12 +123,12 @@ pub fn canary_record(
         implicit_tls: r.implicit_tls,
         verdict: r.verdict.to_model(),
         error_class: r.error_class,
-        detail: cap(&r.detail, DETAIL_CAP),
+        detail: cap(&r.detail, DETAIL_CAP).to_owned(),
         tampered_streams,
         divergence_stream: first.map(|f| f.stream.as_str().to_owned()),
         divergence_kind: d.map(|d| d.kind.as_str().to_owned()),
-        divergence_offset: d.map(|d| u32_of(d.offset)),
-        divergence_line: d.map(|d| u32_of(d.line)),
+        divergence_offset: d.map(|d| saturating_u32(d.offset)),
+        divergence_line: d.map(|d| saturating_u32(d.line)),
         expected_excerpt: d.map(|d| d.expected.clone()),
         actual_excerpt: d.map(|d| d.actual.clone()),
         canary_log: r.canary_log.as_str().to_owned(),
@@ -140,11 +139,90 @@ pub fn canary_record(
     }
 }
 
+/// The `smtp_probe` record of a canary session (plus `certificate` records of its chain),
+/// judged by the scanner's own [`mxray_smtp::judge`] under [`Rules::Canary`].
+///
+/// `result`, `error_class`, the EHLO fields and the stripping signals mean what they mean
+/// for any probe, so canary sessions sit in `smtp_probes` next to ordinary ones. The
+/// differences are [`Rules::Canary`]'s: the canary probe sends STARTTLS even when it is not
+/// advertised (so `starttls_reply_code` may be a 500 with `result = no_starttls`), a session
+/// that completed TLS is `starttls_ok`, and no RFC 8460 results are derived. No SNI, PKIX or
+/// DANE judgement (the canary's certificate is compared by hash in the [`TamperReport`],
+/// stored as a `canary_result` record by [`crate::canary_record`]); replies and details are
+/// capped at 8 KiB.
+///
+/// [`TamperReport`]: crate::TamperReport
+pub fn probe_record(
+    s: &Session,
+    scan_id: uuid::Uuid,
+    vantage: &str,
+) -> (SmtpProbeRecord, Vec<CertificateRecord>) {
+    const CAP: usize = 8192;
+    let keywords = s.ehlo.as_ref().map(ehlo_keywords).unwrap_or_default();
+    let advertised = advertises_starttls(&keywords);
+    let obs = Observations {
+        greeting: s.greeting.clone(),
+        ehlo: s.ehlo.clone(),
+        rejected_ehlo: None,
+        used_helo: false,
+        ehlo_keywords: keywords,
+        starttls_advertised: advertised,
+        starttls_forced: !advertised && !s.implicit_tls && s.starttls_reply.is_some(),
+        starttls_reply: s.starttls_reply.clone(),
+        tls_completed: s.tls_completed,
+        tls_failed: s.tls_attempted && !s.tls_completed && !s.implicit_tls,
+        post_tls_ehlo: s.tls_ehlo.clone(),
+        post_tls_keywords: s.tls_ehlo.as_ref().map(ehlo_keywords).unwrap_or_default(),
+        error: s.error.clone(),
+        tls_alert: s.tls_alert,
+        implicit_tls: s.implicit_tls,
+    };
+    let target = s
+        .target
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let facts = SessionFacts {
+        probed_at: s.probed_at.unwrap_or_else(UtcTime::now),
+        obs,
+        pre_connect: None,
+        timings: Timings {
+            connect_ms: s.connect_ms,
+            total_ms: s.total_ms,
+            ..Timings::default()
+        },
+        sni_sent: None,
+        tls: TlsFacts {
+            version: s.tls_version.clone(),
+            cipher: s.cipher.clone(),
+            kx_group: s.kx_group.clone(),
+        },
+        chain: s
+            .chain
+            .iter()
+            .map(|c| CertificateDer::from(c.clone()))
+            .collect(),
+        transcript: s.transcript.clone(),
+        // The canary speaks rustls only: it checks the path, not legacy servers.
+        engine: s.tls_attempted.then_some(TlsEngine::Rustls),
+        first: None,
+    };
+    let judge = Judge {
+        scan_id,
+        vantage,
+        pkix: None,
+        max_reply: CAP,
+        max_detail: CAP,
+        rules: Rules::Canary,
+        now: UnixTime::now(),
+    };
+    let out = judge::probe_output(&ProbeTarget::new(target.ip(), target.port()), facts, &judge);
+    (out.record, out.certificates)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::diverge::diverge;
-    use crate::probe::{Session, TamperReport};
+    use crate::{Session, TamperReport};
     use mxray_model::{ProbeErrorClass, UtcTime};
 
     fn finding(stream: Stream, expected: &[u8], actual: &[u8]) -> Finding {

@@ -5,10 +5,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mxray_canary::{
-    canary_record, probe, probe_record, self_check, CanaryConfig, CanaryHandle, CanaryLogStatus,
-    CanaryServer, CannedReplies, DivergenceKind, Identity, ListenSpec, ProbeOptions, Severity,
-    Stream, Verdict,
+use mxray_canary::{CanaryConfig, CanaryHandle, CanaryServer, CannedReplies, Identity, ListenSpec};
+use mxray_canary_probe::{
+    canary_record, probe, probe_record, self_check, CanaryLogStatus, DivergenceKind, ProbeOptions,
+    Severity, Stream, Verdict,
 };
 use mxray_model::{CanaryVerdict, Port25Check, ProbeErrorClass, ProbeResult, StrippingSignal};
 use mxray_net::{DestinationPolicy, Dialer, RateConfig, RateLimits};

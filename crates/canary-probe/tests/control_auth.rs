@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use mxray_canary::auth::{self, KEY_LEN};
 use mxray_canary::{
+    CanaryConfig, CanaryError, CanaryHandle, CanaryServer, ControlEndpoint, ControlKey, Identity,
+};
+use mxray_canary_probe::{
     canary_record, control_forged, fetch_client_log, fetch_expectation, probe, run_session,
-    CanaryConfig, CanaryError, CanaryHandle, CanaryLogStatus, CanaryServer, CanaryView,
-    ControlEndpoint, ControlKey, Identity, ProbeOptions, Severity, Stream, Verdict,
+    CanaryLogStatus, CanaryView, ProbeOptions, Severity, Stream, Verdict,
 };
 use mxray_model::CanaryVerdict;
 use mxray_net::{DestinationPolicy, Dialer, RateConfig, RateLimits};
