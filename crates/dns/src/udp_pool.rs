@@ -114,29 +114,24 @@ impl Shared {
             self.stray();
             return;
         };
-        let delivery = match Datagram::classify(
-            received,
-            self.advertised,
-            id,
-            &entry.name,
-            entry.qtype,
-        ) {
-            Datagram::Reply(m) => Delivery::Reply(m),
-            Datagram::Oversized => Delivery::Oversized,
-            Datagram::Garbled(d) => {
-                tracing::debug!(name = %entry.name, "garbled reply ignored: {d}");
-                entry.garbled = Some(d);
-                drop(pending);
-                self.stray();
-                return;
-            }
-            Datagram::Stray(d) => {
-                tracing::debug!(name = %entry.name, "stray datagram ignored: {d}");
-                drop(pending);
-                self.stray();
-                return;
-            }
-        };
+        let delivery =
+            match Datagram::classify(received, self.advertised, id, &entry.name, entry.qtype) {
+                Datagram::Reply(m) => Delivery::Reply(m),
+                Datagram::Oversized => Delivery::Oversized,
+                Datagram::Garbled(d) => {
+                    tracing::debug!(name = %entry.name, "garbled reply ignored: {d}");
+                    entry.garbled = Some(d);
+                    drop(pending);
+                    self.stray();
+                    return;
+                }
+                Datagram::Stray(d) => {
+                    tracing::debug!(name = %entry.name, "stray datagram ignored: {d}");
+                    drop(pending);
+                    self.stray();
+                    return;
+                }
+            };
         if let Some(mut e) = pending.remove(&id) {
             if let Some(tx) = e.tx.take() {
                 let _ = tx.send(delivery);
@@ -297,9 +292,7 @@ impl UdpPool {
     pub(crate) fn reserve(&self, name: &Name, qtype: RecordType) -> std::io::Result<Slot> {
         let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
         active.retain(|s| s.alive.load(Ordering::Acquire));
-        let found = active
-            .iter()
-            .position(|s| s.pending().len() < MAX_PENDING);
+        let found = active.iter().position(|s| s.pending().len() < MAX_PENDING);
         let index = match found {
             Some(i) => i,
             None => {

@@ -427,7 +427,7 @@ impl Scanner {
                 }
                 Record::SmtpProbe(p) => {
                     if let Ok(ip) = p.ip.parse::<IpAddr>() {
-                        let cell = OnceCell::new_with(Some(Arc::new(slim_probe(p))));
+                        let cell = OnceCell::new_with(Some(Arc::new(slim_probe(&mut p.clone()))));
                         lock(&self.shared.probes).insert(
                             (ip, p.port, p.sni.clone()),
                             Arc::new(cell),
@@ -790,8 +790,9 @@ impl Scanner {
                         produced.push(Record::Certificate(c));
                     }
                 }
-                let slim = slim_probe(&out.record);
-                produced.push(Record::SmtpProbe(out.record));
+                let mut record = out.record;
+                let slim = slim_probe(&mut record);
+                produced.push(Record::SmtpProbe(record));
                 Arc::new(slim)
             })
             .await
@@ -838,21 +839,42 @@ pub async fn mta_sts_input(resolver: &dyn DnsSource, domain: &str, dns: &DomainD
 
 /// What the probe cache keeps of a probe: the verdict inputs, not the transcript and raw
 /// replies (those went to the sink). Keeps the cache at a few hundred bytes per destination, so
-/// a scan of millions of domains holds its probe map in memory.
-fn slim_probe(r: &SmtpProbeRecord) -> SmtpProbeRecord {
-    SmtpProbeRecord {
-        banner: String::new(),
-        ehlo_keywords: Vec::new(),
-        ehlo_raw: String::new(),
-        starttls_reply_text: None,
-        error_detail: None,
-        post_tls_ehlo_keywords: Vec::new(),
-        transcript: String::new(),
-        tls_fallback_detail: None,
-        tls_fallback_transcript: String::new(),
-        chain_sha256: r.chain_sha256.iter().take(1).cloned().collect(),
-        ..r.clone()
-    }
+/// a scan of millions of domains holds its probe map in memory. The big fields are moved out
+/// of `r` while it is cloned and then put back, so they are never copied.
+fn slim_probe(r: &mut SmtpProbeRecord) -> SmtpProbeRecord {
+    use std::mem::take;
+    let banner = take(&mut r.banner);
+    let ehlo_keywords = take(&mut r.ehlo_keywords);
+    let ehlo_raw = take(&mut r.ehlo_raw);
+    let starttls_reply_text = take(&mut r.starttls_reply_text);
+    let error_detail = take(&mut r.error_detail);
+    let post_tls_ehlo_keywords = take(&mut r.post_tls_ehlo_keywords);
+    let transcript = take(&mut r.transcript);
+    let tls_fallback_detail = take(&mut r.tls_fallback_detail);
+    let tls_fallback_transcript = take(&mut r.tls_fallback_transcript);
+    // Not verdict inputs either (the verdicts read result, classes, reached/advertised/
+    // forced, TLS version and legacy, PKIX, DANE, signals and RFC 8460 results).
+    let vantage = take(&mut r.vantage);
+    let cipher = take(&mut r.cipher);
+    let kx_group = take(&mut r.kx_group);
+    let dane_match = take(&mut r.dane_match);
+    let chain_sha256 = take(&mut r.chain_sha256);
+    let slim = r.clone();
+    r.banner = banner;
+    r.ehlo_keywords = ehlo_keywords;
+    r.ehlo_raw = ehlo_raw;
+    r.starttls_reply_text = starttls_reply_text;
+    r.error_detail = error_detail;
+    r.post_tls_ehlo_keywords = post_tls_ehlo_keywords;
+    r.transcript = transcript;
+    r.tls_fallback_detail = tls_fallback_detail;
+    r.tls_fallback_transcript = tls_fallback_transcript;
+    r.vantage = vantage;
+    r.cipher = cipher;
+    r.kx_group = kx_group;
+    r.dane_match = dane_match;
+    r.chain_sha256 = chain_sha256;
+    slim
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

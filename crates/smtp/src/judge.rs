@@ -158,10 +158,12 @@ pub fn probe_output(target: &ProbeTarget, s: SessionFacts, j: &Judge<'_>) -> Pro
         ProbeResult::Error
     };
     let (pkix_valid, pkix_error) = match (&s.sni_sent, obs.tls_completed, j.pkix) {
-        (Some(name), true, Some(pkix)) => match pkix.check(&s.chain, name.trim_end_matches('.'), j.now) {
-            Ok(()) => (Some(true), None),
-            Err(e) => (Some(false), Some(e)),
-        },
+        (Some(name), true, Some(pkix)) => {
+            match pkix.check(&s.chain, name.trim_end_matches('.'), j.now) {
+                Ok(()) => (Some(true), None),
+                Err(e) => (Some(false), Some(e)),
+            }
+        }
         _ => (None, None),
     };
     let session = if !reached_ehlo {
