@@ -336,17 +336,6 @@ pub fn mta_sts_problem_text(
     }
 }
 
-fn cap(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
 /// A probed destination: IP, port and SNI name.
 type Destination = (String, u16, Option<String>);
 
@@ -461,7 +450,7 @@ impl Report {
     }
 
     fn intern(&mut self, s: &str) -> Arc<str> {
-        let s = cap(s, EVIDENCE_CAP);
+        let s = mxray_net::units::cap(s, EVIDENCE_CAP);
         if let Some(a) = self.interned.get(s) {
             return a.clone();
         }
@@ -1237,7 +1226,7 @@ mod tests {
 
     #[test]
     fn cap_keeps_whole_characters() {
-        assert_eq!(cap("ééé", 3), "é");
-        assert_eq!(cap("abc", 10), "abc");
+        assert_eq!(mxray_net::units::cap("ééé", 3), "é");
+        assert_eq!(mxray_net::units::cap("abc", 10), "abc");
     }
 }
