@@ -20,7 +20,8 @@
 //! Layout: [`wire`] is the pure part (query building, reply checks, CNAME following, status
 //! rules), `transport` the thin UDP/TCP edge (rate limit per resolver, an AIMD limit on
 //! queries in flight per resolver (`aimd`), timeout, stray datagrams ignored, retries on
-//! timeout only, TCP on truncation or an oversized UDP reply), `validate` adapts hickory's
+//! timeout only, TCP on truncation or an oversized UDP reply) over `udp_pool`'s shared,
+//! rotated sockets, `validate` adapts hickory's
 //! `DnssecDnsHandle`, and [`DnsCollector`] ties them together with a bounded host cache.
 //!
 //! ```no_run
