@@ -82,11 +82,7 @@ async fn chdb_reads_the_parquet_output_with_equal_contents() {
                 .unwrap_or_else(|e| panic!("{table}: {e}: {row}"));
             back.push(rec);
         }
-        let expected: Vec<Record> = records
-            .iter()
-            .filter(|r| r.kind() == kind)
-            .cloned()
-            .collect();
+        let expected = of_kind(&records, kind);
         assert_eq!(back, expected, "{table}");
     }
 }

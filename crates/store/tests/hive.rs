@@ -103,11 +103,7 @@ async fn hive_release_reads_back_every_record() {
             let mut r = part.open().expect("open");
             back.extend(r.next_chunk(1_000).expect("read"));
         }
-        let expected: Vec<Record> = records
-            .iter()
-            .filter(|r| r.kind() == kind)
-            .cloned()
-            .collect();
+        let expected = of_kind(&records, kind);
         assert_eq!(sorted(back), sorted(expected), "{}", kind.table());
     }
 }

@@ -101,15 +101,20 @@ pub fn sorted(mut v: Vec<Record>) -> Vec<Record> {
     v
 }
 
+/// The records of `kind` among `records`, in their order.
+pub fn of_kind(records: &[Record], kind: mxray_model::RecordKind) -> Vec<Record> {
+    records
+        .iter()
+        .filter(|r| r.kind() == kind)
+        .cloned()
+        .collect()
+}
+
 /// Every table of the database holds exactly `records` (of its kind), read with `FINAL`.
 pub async fn assert_tables_hold(c: &ClickHouseConfig, records: &[Record]) {
     for &kind in mxray_store::schema::TABLES {
         let back = mxray_store::read_table(c, kind).await.expect("read");
-        let expected: Vec<Record> = records
-            .iter()
-            .filter(|r| r.kind() == kind)
-            .cloned()
-            .collect();
+        let expected = of_kind(records, kind);
         assert_eq!(sorted(back), sorted(expected), "{}", kind.table());
     }
 }
