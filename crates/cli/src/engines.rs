@@ -50,11 +50,11 @@ pub(crate) fn prober(
 ) -> anyhow::Result<Prober> {
     let mut cfg = ProbeConfig::default();
     cfg.ehlo_name = settings.ehlo_name.clone();
-    cfg.command_timeout = settings.timeout;
-    cfg.tls_timeout = settings.timeout;
-    cfg.greeting_timeout = settings
+    cfg.limits.command_timeout = settings.timeout;
+    cfg.limits.tls_timeout = settings.timeout;
+    cfg.limits.greeting_timeout = settings
         .timeout
-        .max(cfg.greeting_timeout.min(settings.timeout * 2));
+        .max(cfg.limits.greeting_timeout.min(settings.timeout * 2));
     cfg.concurrency = settings.concurrency;
     cfg.extra_roots_pem = settings.ca_pem.clone().unwrap_or_default().into_bytes();
     cfg.starttls_override = settings.send_starttls_override.into();

@@ -67,8 +67,8 @@ async fn run(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
     let mut cfg = ProbeConfig::default();
     cfg.ehlo_name = "bench.mxray.test".into();
     cfg.concurrency = if hold > 0 { hold as usize } else { concurrency };
-    cfg.greeting_timeout = Duration::from_secs(120);
-    cfg.session_deadline = Duration::from_secs(180);
+    cfg.limits.greeting_timeout = Duration::from_secs(120);
+    cfg.limits.session_deadline = Duration::from_secs(180);
     let prober = Prober::new(cfg, dialer, uuid::Uuid::now_v7(), "bench".into())?;
     let target = |i: u64| {
         let mut t = ProbeTarget::new(addrs[(i as usize) % addrs.len()], port);

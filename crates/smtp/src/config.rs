@@ -1,6 +1,6 @@
 //! [`ProbeConfig`]: every knob of a probe, each default with its reason.
 
-use std::time::Duration;
+use crate::driver::Limits;
 
 /// When to send STARTTLS although the EHLO reply does not advertise it
 /// (`--send-starttls-override`).
@@ -51,25 +51,9 @@ pub struct ProbeConfig {
     /// FQDN, so real scans should pass one with matching forward and reverse DNS
     /// (`--ehlo-name`), or some servers will refuse the session.
     pub ehlo_name: String,
-    /// Wait for the greeting. Default 20 s: postscreen's pre-greet pause is 6 s and some
-    /// tarpits delay 10–15 s; RFC 5321's 5 minutes would let a tarpit hold a slot forever.
-    pub greeting_timeout: Duration,
-    /// Wait for each command reply (EHLO, HELO, STARTTLS, QUIT). Default 10 s, zgrab2's
-    /// per-read default; a healthy MTA answers in milliseconds.
-    pub command_timeout: Duration,
-    /// The TLS handshake. Default 10 s.
-    pub tls_timeout: Duration,
-    /// The whole session, connect to close. Default 60 s: bounds the time any one server
-    /// can hold a probe, whatever it does within the per-phase limits.
-    pub session_deadline: Duration,
-    /// Longest reply line accepted. Default 2048 bytes: RFC 5321 §4.5.3.1.5 allows 512; real
-    /// servers exceed it a little, nobody legitimate by 4x.
-    pub max_line: usize,
-    /// Largest (multi-line) reply accepted. Default 16 KiB: the longest real EHLO replies are
-    /// around 1 KiB.
-    pub max_reply: usize,
-    /// Transcript cap. Default 8 KiB: a full STARTTLS dialogue is about 1 KiB.
-    pub max_transcript: usize,
+    /// The bounds of each session: timeouts, line, reply and transcript caps
+    /// ([`Limits`], with its defaults).
+    pub limits: Limits,
     /// Extra trusted roots for the PKIX check (`--ca-file` contents, PEM), on top of the
     /// Mozilla roots from webpki-roots. Default none.
     pub extra_roots_pem: Vec<u8>,
@@ -89,32 +73,11 @@ impl Default for ProbeConfig {
     fn default() -> Self {
         ProbeConfig {
             ehlo_name: "mxray.invalid".into(),
-            greeting_timeout: Duration::from_secs(20),
-            command_timeout: Duration::from_secs(10),
-            tls_timeout: Duration::from_secs(10),
-            session_deadline: Duration::from_secs(60),
-            max_line: 2048,
-            max_reply: 16 * 1024,
-            max_transcript: 8 * 1024,
+            limits: Limits::default(),
             extra_roots_pem: Vec::new(),
             concurrency: 1000,
             starttls_override: StarttlsOverride::Policy,
             implicit_tls_ports: vec![IMPLICIT_TLS_PORT],
-        }
-    }
-}
-
-impl ProbeConfig {
-    /// The driver's bounds of one session ([`crate::driver::Limits`]).
-    pub fn limits(&self) -> crate::driver::Limits {
-        crate::driver::Limits {
-            greeting_timeout: self.greeting_timeout,
-            command_timeout: self.command_timeout,
-            tls_timeout: self.tls_timeout,
-            session_deadline: self.session_deadline,
-            max_line: self.max_line,
-            max_reply: self.max_reply,
-            max_transcript: self.max_transcript,
         }
     }
 }

@@ -107,23 +107,44 @@ pub trait Script {
     fn wire(&mut self, _direction: Wire, _bytes: &[u8]) {}
 }
 
-/// Every bound of one session.
+/// Every bound of one session (the scanner's defaults in [`Limits::default`]; the canary's
+/// probe sets its own).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
-    /// Waiting for the greeting.
+    /// Waiting for the greeting. Default 20 s: postscreen's pre-greet pause is 6 s and some
+    /// tarpits delay 10–15 s; RFC 5321's 5 minutes would let a tarpit hold a slot forever.
     pub greeting_timeout: Duration,
-    /// Each write and each other reply.
+    /// Each write and each other reply (EHLO, HELO, STARTTLS, QUIT). Default 10 s, zgrab2's
+    /// per-read default; a healthy MTA answers in milliseconds.
     pub command_timeout: Duration,
-    /// The TLS handshake.
+    /// The TLS handshake. Default 10 s.
     pub tls_timeout: Duration,
-    /// The whole session, from the end of the TCP connect; caps every timeout above.
+    /// The whole session, from the end of the TCP connect; caps every timeout above. Default
+    /// 60 s: bounds the time any one server can hold a probe, whatever it does within the
+    /// per-phase limits.
     pub session_deadline: Duration,
-    /// Longest reply line.
+    /// Longest reply line. Default 2048 bytes: RFC 5321 §4.5.3.1.5 allows 512; real servers
+    /// exceed it a little, nobody legitimate by 4x.
     pub max_line: usize,
-    /// Largest reply.
+    /// Largest (multi-line) reply. Default 16 KiB: the longest real EHLO replies are around
+    /// 1 KiB.
     pub max_reply: usize,
-    /// Longest transcript.
+    /// Longest transcript. Default 8 KiB: a full STARTTLS dialogue is about 1 KiB.
     pub max_transcript: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            greeting_timeout: Duration::from_secs(20),
+            command_timeout: Duration::from_secs(10),
+            tls_timeout: Duration::from_secs(10),
+            session_deadline: Duration::from_secs(60),
+            max_line: 2048,
+            max_reply: 16 * 1024,
+            max_transcript: 8 * 1024,
+        }
+    }
 }
 
 /// The TLS engine of a session.

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::dane::TlsaInput;
 use crate::danger::EngineLimit;
-use crate::driver::{drive, Driven, Limits, TlsClient, TlsSetup};
+use crate::driver::{drive, Driven, TlsClient, TlsSetup};
 use crate::judge::{self, FirstSession, Judge, SessionFacts, Timings, TlsFacts};
 use crate::machine::Dialogue;
 use crate::pkix::PkixChecker;
@@ -91,7 +91,6 @@ struct Inner {
     openssl: OpensslEngine,
     pkix: PkixChecker,
     permits: Semaphore,
-    limits: Limits,
 }
 
 impl Inner {
@@ -100,7 +99,7 @@ impl Inner {
             scan_id: self.scan_id,
             vantage: &self.vantage,
             pkix: Some(&self.pkix),
-            max_reply: self.cfg.max_reply,
+            max_reply: self.cfg.limits.max_reply,
             max_detail: judge::MAX_DETAIL,
             rules: judge::Rules::Scan,
             now: UnixTime::now(),
@@ -120,7 +119,6 @@ impl Prober {
         let openssl = OpensslEngine::new()?;
         let pkix = PkixChecker::new(&cfg.extra_roots_pem)?;
         let permits = Semaphore::new(cfg.concurrency.max(1));
-        let limits = cfg.limits();
         Ok(Prober {
             inner: Arc::new(Inner {
                 cfg,
@@ -131,7 +129,6 @@ impl Prober {
                 openssl,
                 pkix,
                 permits,
-                limits,
             }),
         })
     }
@@ -275,7 +272,7 @@ impl<'a> Run<'a> {
             sni,
             ip: target.ip,
         };
-        self.driven = drive(&mut self.dialogue, tcp, setup, &self.inner.limits).await;
+        self.driven = drive(&mut self.dialogue, tcp, setup, &self.inner.cfg.limits).await;
         if self.driven.tls_attempted && sni.is_some() {
             self.sni_sent = target.sni.clone();
         }

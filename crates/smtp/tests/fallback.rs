@@ -20,10 +20,10 @@ use openssl::ssl::SslVersion;
 fn config(ca: &Cert) -> ProbeConfig {
     let mut cfg = ProbeConfig::default();
     cfg.ehlo_name = "scanner.test".into();
-    cfg.greeting_timeout = Duration::from_secs(5);
-    cfg.command_timeout = Duration::from_secs(5);
-    cfg.tls_timeout = Duration::from_secs(5);
-    cfg.session_deadline = Duration::from_secs(20);
+    cfg.limits.greeting_timeout = Duration::from_secs(5);
+    cfg.limits.command_timeout = Duration::from_secs(5);
+    cfg.limits.tls_timeout = Duration::from_secs(5);
+    cfg.limits.session_deadline = Duration::from_secs(20);
     cfg.extra_roots_pem = ca.pem.clone().into_bytes();
     cfg
 }

@@ -27,10 +27,10 @@ fn dialer(allow_private: bool, blocklist: &str) -> Dialer {
 fn config(ca: Option<&Cert>) -> ProbeConfig {
     let mut cfg = ProbeConfig::default();
     cfg.ehlo_name = "scanner.test".into();
-    cfg.greeting_timeout = Duration::from_secs(5);
-    cfg.command_timeout = Duration::from_secs(5);
-    cfg.tls_timeout = Duration::from_secs(5);
-    cfg.session_deadline = Duration::from_secs(20);
+    cfg.limits.greeting_timeout = Duration::from_secs(5);
+    cfg.limits.command_timeout = Duration::from_secs(5);
+    cfg.limits.tls_timeout = Duration::from_secs(5);
+    cfg.limits.session_deadline = Duration::from_secs(20);
     if let Some(ca) = ca {
         cfg.extra_roots_pem = ca.pem.clone().into_bytes();
     }
@@ -490,7 +490,7 @@ async fn slow_banner_is_greeting_timeout() {
     spec.greeting_delay = Duration::from_secs(30);
     let srv = spawn(spec).await;
     let mut cfg = config(None);
-    cfg.greeting_timeout = Duration::from_millis(200);
+    cfg.limits.greeting_timeout = Duration::from_millis(200);
     let r = probe_with(cfg, srv.addr, None, None).await.record;
     assert_eq!(r.result, ProbeResult::Error);
     assert_eq!(r.error_class, Some(ProbeErrorClass::GreetingTimeout));
@@ -503,8 +503,8 @@ async fn session_deadline_bounds_a_tarpit() {
     spec.greeting_delay = Duration::from_secs(30);
     let srv = spawn(spec).await;
     let mut cfg = config(None);
-    cfg.greeting_timeout = Duration::from_secs(30);
-    cfg.session_deadline = Duration::from_millis(200);
+    cfg.limits.greeting_timeout = Duration::from_secs(30);
+    cfg.limits.session_deadline = Duration::from_millis(200);
     let r = probe_with(cfg, srv.addr, None, None).await.record;
     assert_eq!(r.error_class, Some(ProbeErrorClass::SessionDeadline));
 }
@@ -519,7 +519,7 @@ async fn hundred_kilobyte_line_is_reply_too_long() {
     let srv = spawn(spec).await;
     let r = probe(srv.addr, None, None).await.record;
     assert_eq!(r.error_class, Some(ProbeErrorClass::ReplyTooLong));
-    assert!(r.transcript.len() <= ProbeConfig::default().max_transcript);
+    assert!(r.transcript.len() <= ProbeConfig::default().limits.max_transcript);
 }
 
 #[tokio::test]
