@@ -1,7 +1,8 @@
 """Run the mxray SQL library (notebooks/sql/*.sql) on a ClickHouse server or on Parquet files.
 
 The queries name plain tables (``scans``, ``domains``, ``dns_hosts``, ``smtp_probes``,
-``certificates``, ``mta_sts_policies``, ``ip_asn``). This module binds those names:
+``certificates``, ``mta_sts_policies``, ``ip_asn``) and the views of ``sql/views/``
+(``scan_dates``). This module binds those names:
 
 - to a ClickHouse database (``http[s]://[user[:password]@]host[:port][/database]``, the database
   defaults to ``mxray``) through clickhouse-connect; on servers that know the ``final`` setting
@@ -50,6 +51,10 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
+#: The views the queries share (``scan_dates``): one ``SELECT`` per file, over the tables below.
+#: ``mxray migrate`` creates them in ClickHouse from the same files; here they are made in the
+#: chDB session.
+VIEWS_DIR = SQL_DIR / "views"
 
 #: The tables every source provides (the six mxray tables plus the IP-to-AS map).
 SCAN_TABLES = ("scans", "domains", "dns_hosts", "smtp_probes", "certificates", "mta_sts_policies",
@@ -58,6 +63,19 @@ SCAN_TABLES = ("scans", "domains", "dns_hosts", "smtp_probes", "certificates", "
 # made for them there.
 OPTIONAL_TABLES = ("canary_results",)
 TABLES = SCAN_TABLES + ("ip_asn",)
+
+
+def view_definitions() -> dict[str, str]:
+    """Each view of the library by name: its ``SELECT`` (the file without its comment header)."""
+    views = {}
+    for path in sorted(VIEWS_DIR.glob("*.sql")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        views[path.stem] = "\n".join(l for l in lines if not l.lstrip().startswith("--")).strip()
+    return views
+
+
+#: The names a query may read: the tables and the views.
+VIEWS = tuple(view_definitions())
 
 #: Columns of ``ip_asn`` (what ``scripts/load-asn`` writes).
 IP_ASN_DDL = (
@@ -390,6 +408,10 @@ class ParquetSource(Source):
                 self._exec(f"CREATE VIEW {db}.ip_asn AS {body}")
             else:
                 self._exec(f"CREATE TABLE {db}.ip_asn {IP_ASN_DDL} ENGINE = Memory")
+            # The views name unqualified tables: created from inside the source's database.
+            self._exec(f"USE {db}")
+            for view, select in view_definitions().items():
+                self._exec(f"CREATE VIEW {db}.{view} AS {select}")
         except QueryError:
             self.close()
             raise

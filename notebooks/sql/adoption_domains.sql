@@ -24,11 +24,6 @@
 --   mta_sts_testing_share: mta_sts_testing / mail_domains
 --   mta_sts_compliant_share: mta_sts_compliant / mail_domains
 --   tls_rpt_share: tls_rpt / mail_domains
-WITH scan_dates AS (
-    SELECT scan_id, vantage, toDate(min(started_at)) AS scan_date
-    FROM scans
-    GROUP BY scan_id, vantage
-)
 SELECT
     scan_date,
     vantage,

@@ -18,11 +18,6 @@
 --   ips_starttls_share: ips_starttls / ips
 --   ips_pkix_share: ips_pkix / ips
 WITH
-    scan_dates AS (
-        SELECT scan_id, vantage, toDate(min(started_at)) AS scan_date
-        FROM scans
-        GROUP BY scan_id, vantage
-    ),
     probes AS (
         SELECT
             s.scan_date AS scan_date,

@@ -12,12 +12,6 @@
 --   mx_hosts: distinct MX hosts that presented it
 --   example_domains: up to five of those domains, sorted
 WITH
-    scan_dates AS (
-        SELECT scan_id, vantage, toDate(min(started_at)) AS scan_date,
-            toInt64(toUnixTimestamp(min(started_at))) AS started
-        FROM scans
-        GROUP BY scan_id, vantage
-    ),
     latest AS (
         SELECT * FROM scan_dates WHERE scan_date = (SELECT max(scan_date) FROM scan_dates)
     ),

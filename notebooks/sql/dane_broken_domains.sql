@@ -10,12 +10,7 @@
 --   starttls: the domain's STARTTLS verdict
 --   mx_hosts: the domain's MX hosts in preference order
 --   probes: per probe of those hosts, `host ip result dane` (Array(String), sorted)
-WITH scan_dates AS (
-    SELECT scan_id, vantage, toDate(min(started_at)) AS scan_date
-    FROM scans
-    GROUP BY scan_id, vantage
-),
-broken AS (
+WITH broken AS (
     SELECT
         s.scan_date AS scan_date,
         d.scan_id AS scan_id,

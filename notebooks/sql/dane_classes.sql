@@ -8,11 +8,6 @@
 --   broken: 1 when the class is a DANE failure a DANE sender would refuse to deliver through
 --   domains: mail domains (mx_kind mx or implicit) in this class
 --   share: domains / mail domains of the scan date and vantage
-WITH scan_dates AS (
-    SELECT scan_id, vantage, toDate(min(started_at)) AS scan_date
-    FROM scans
-    GROUP BY scan_id, vantage
-)
 SELECT
     scan_date,
     vantage,

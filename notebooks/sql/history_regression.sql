@@ -13,11 +13,6 @@
 --   results: probe results now (sorted, distinct)
 --   signals: stripping signals recorded now (sorted, distinct)
 WITH
-    scan_dates AS (
-        SELECT scan_id, vantage, toDate(min(started_at)) AS scan_date
-        FROM scans
-        GROUP BY scan_id, vantage
-    ),
     observed AS (
         SELECT
             s.scan_date AS scan_date,

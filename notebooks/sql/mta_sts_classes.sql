@@ -10,11 +10,6 @@
 --   domains: domains in this status and class
 --   compliant: of those, domains whose MX set complies with the valid policy (mta_sts_compliant)
 --   share: domains / all domains of the scan date and vantage
-WITH scan_dates AS (
-    SELECT scan_id, vantage, toDate(min(started_at)) AS scan_date
-    FROM scans
-    GROUP BY scan_id, vantage
-)
 SELECT
     scan_date,
     vantage,

@@ -11,11 +11,6 @@
 --   mx_hosts: the domain's MX hosts
 --   uncovered: the MX hosts no pattern matches
 --   mta_sts_compliant: the domain's mta_sts_compliant verdict (0/1)
-WITH scan_dates AS (
-    SELECT scan_id, vantage, toDate(min(started_at)) AS scan_date
-    FROM scans
-    GROUP BY scan_id, vantage
-)
 SELECT
     scan_date,
     vantage,

@@ -16,11 +16,6 @@
 --   dane_valid_share: share of the provider's domains with dane = valid
 --   mta_sts_enforce_share: share of the provider's domains with mta_sts = enforce
 WITH
-    scan_dates AS (
-        SELECT scan_id, vantage, toDate(min(started_at)) AS scan_date
-        FROM scans
-        GROUP BY scan_id, vantage
-    ),
     latest AS (
         SELECT
             s.scan_date AS scan_date,

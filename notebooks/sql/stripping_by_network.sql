@@ -14,11 +14,6 @@
 --   ips: distinct IP:port destinations with the signal
 --   probes: probes (or, for vantage_disagreement, destinations) carrying the signal
 WITH
-    scan_dates AS (
-        SELECT scan_id, vantage, toDate(min(started_at)) AS scan_date
-        FROM scans
-        GROUP BY scan_id, vantage
-    ),
     candidates AS (
         SELECT ip, 4 AS family, len, toString(IPv4CIDRToRange(toIPv4(ip), len).1) AS network
         FROM (SELECT DISTINCT ip FROM smtp_probes WHERE isIPv4String(ip))

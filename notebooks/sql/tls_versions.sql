@@ -10,11 +10,6 @@
 --   cipher: negotiated cipher suite, IANA name
 --   ips: distinct IP:port destinations that negotiated this combination
 --   share: ips / distinct IP:port destinations that completed STARTTLS on that date and vantage
-WITH scan_dates AS (
-    SELECT scan_id, vantage, toDate(min(started_at)) AS scan_date
-    FROM scans
-    GROUP BY scan_id, vantage
-)
 SELECT
     scan_date,
     vantage,

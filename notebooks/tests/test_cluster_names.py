@@ -32,6 +32,20 @@ def test_the_library_reads_only_public_unqualified_tables():
                 continue  # ARRAY JOIN of a column, a table function, or a CTE
             assert "." not in name, f"{q.name}: {name} names a database"
             assert not name.endswith("_local"), f"{q.name}: {name} is one node's shard"
-            assert name in mxray_sql.TABLES, f"{q.name}: {name} is not a public table"
+            assert name in mxray_sql.TABLES + mxray_sql.VIEWS, \
+                f"{q.name}: {name} is not a public table or view"
             seen.add(name)
-    assert {"domains", "smtp_probes", "scans"} <= seen
+    assert {"domains", "smtp_probes", "scan_dates"} <= seen
+
+
+def test_no_query_defines_a_view_of_the_library_again():
+    for q in mxray_sql.list_queries():
+        for view in mxray_sql.VIEWS:
+            assert not re.search(rf"\b{view}\s+AS\s*\(", q.text, re.IGNORECASE), \
+                f"{q.name} defines {view} itself: use the view (notebooks/sql/views/)"
+
+
+def test_the_views_read_only_public_unqualified_tables():
+    for view, select in mxray_sql.view_definitions().items():
+        names = {m.group(2) for m in _SOURCE.finditer(_strip_comments(select))}
+        assert names and names <= set(mxray_sql.TABLES), f"{view}: {names}"

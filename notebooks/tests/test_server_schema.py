@@ -78,6 +78,10 @@ def create_server_db(session, db: str) -> None:
         f"ENGINE = MergeTree ORDER BY (family, length, network)", "CSV")
     session.query(f"INSERT INTO {db}.ip_asn SELECT family, network, length, asn, as_name, country "
                   f"FROM file('{flat_example() / 'ip_asn.parquet'}', Parquet)", "CSV")
+    # The views, as `mxray migrate` makes them: from inside the database.
+    session.query(f"USE {db}", "CSV")
+    for view, select in mxray_sql.view_definitions().items():
+        session.query(f"CREATE VIEW {db}.{view} AS {select}", "CSV")
 
 
 class ServerShaped(mxray_sql.Source):

@@ -213,7 +213,10 @@ fn a_campaign_survives_a_killed_replica_and_equals_a_single_server() {
         mxray_output(&["migrate", "--clickhouse", &cluster.db_url("s1r1", "solo")]),
         "migrate a single-server database",
     );
-    assert!(solo.contains("-> 4"), "{solo}");
+    assert!(
+        solo.contains(&format!("-> {}", mxray_model::SCHEMA_VERSION)),
+        "{solo}"
+    );
     let refused = mxray_output(&[
         "migrate",
         "--clickhouse",
@@ -303,6 +306,15 @@ fn a_campaign_survives_a_killed_replica_and_equals_a_single_server() {
         assert_eq!(local("s1r1") + local("s2r1"), expected, "{t}: shards");
     }
     assert!(totals["domains"] > 6000, "{totals:?}");
+    // The library's view reads the whole cluster from every node, as the table does on one
+    // server (three shard scans: three rows).
+    let view = "SELECT count() FROM (SELECT DISTINCT scan_id, vantage, scan_date, started FROM";
+    let expected = query_u64(&single, &format!("{view} {ref_db}.scan_dates)"));
+    assert_eq!(expected, 3);
+    for (node, url) in &cluster.urls {
+        let got = query_u64(url, &format!("{view} {db}.scan_dates)"));
+        assert_eq!(got, expected, "scan_dates through {node}");
+    }
     assert!(
         totals["smtp_probes"] > 0 && totals["certificates"] > 0,
         "{totals:?}"
@@ -368,8 +380,8 @@ fn a_shard_rerun_without_its_directory_replaces_the_dead_attempt() {
     let db = "rerun";
     migrate_cluster(&cluster, "s1r1", db, "migrate --cluster");
     // An upgrade on the cluster: take the database back to schema version 3 (without
-    // `scans.campaign`), then migrate again: the column comes back on every node, local and
-    // Distributed tables alike.
+    // `scans.campaign` and the view `scan_dates`), then migrate again: the column comes back on
+    // every node, local and Distributed tables alike, and so does the view.
     let s1r1 = &cluster.urls["s1r1"];
     execute(
         s1r1,
@@ -380,11 +392,18 @@ fn a_shard_rerun_without_its_directory_replaces_the_dead_attempt() {
     }
     execute(
         s1r1,
-        &format!("ALTER TABLE {db}.schema_migrations DELETE WHERE version = 4"),
+        &format!("DROP TABLE {db}.scan_dates ON CLUSTER {CLUSTER}"),
+    );
+    execute(
+        s1r1,
+        &format!("ALTER TABLE {db}.schema_migrations DELETE WHERE version >= 4"),
     );
     wait_for_mutations(&cluster, db);
     let upgraded = migrate_cluster(&cluster, "s2r2", db, "migrate --cluster from version 3");
-    assert!(upgraded.contains("3 -> 4"), "{upgraded}");
+    assert!(
+        upgraded.contains(&format!("3 -> {}", mxray_model::SCHEMA_VERSION)),
+        "{upgraded}"
+    );
     for (node, url) in &cluster.urls {
         let n = query_u64(
             url,
@@ -394,6 +413,14 @@ fn a_shard_rerun_without_its_directory_replaces_the_dead_attempt() {
             ),
         );
         assert_eq!(n, 2, "campaign column on {node}");
+        let view = query_u64(
+            url,
+            &format!(
+                "SELECT count() FROM system.tables WHERE database = '{db}' \
+                 AND name = 'scan_dates' AND engine = 'View'"
+            ),
+        );
+        assert_eq!(view, 1, "scan_dates view on {node}");
     }
     let tmp = tempfile::tempdir().expect("tmp");
     // The first attempt dies (SIGKILL, like its node) after some of its rows are stored.

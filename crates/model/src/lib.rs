@@ -37,8 +37,8 @@ pub use vocab::*;
 
 use serde::{Deserialize, Serialize};
 
-/// Version of the record schema. Bump it with every change to a record's fields, together with
-/// a ClickHouse migration in `mxray-store`.
+/// Version of the stored schema: the records' fields and the database's tables and views. Bump
+/// it with every change to either, together with a ClickHouse migration in `mxray-store`.
 ///
 /// History: 1, the six tables of DESIGN.md; 2, table `canary_results` ([`CanaryResultRecord`]);
 /// 3, per-domain DANE judgement: `smtp_probe` gains `reached_ehlo`, `starttls_forced`,
@@ -47,8 +47,10 @@ use serde::{Deserialize, Serialize};
 /// `no_source_address`, `busy`, `tls_too_large`, `pkix_error=path_too_long`; and the second
 /// TLS engine: `smtp_probe` gains `tls_engine`, `tls_fallback_reason`,
 /// `tls_fallback_detail`, `tls_fallback_transcript`, `tls_legacy`, `domain` gains
-/// `tls_legacy`; new `pkix_error` values `weak_key`, `weak_signature`.
-pub const SCHEMA_VERSION: u32 = 4;
+/// `tls_legacy`; new `pkix_error` values `weak_key`, `weak_signature`; 4, `scan` gains
+/// `campaign`; 5, the database view `scan_dates` (the records are those of version 4, so files
+/// of versions 4 and 5 have the same columns).
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// A string that is not part of a vocabulary.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

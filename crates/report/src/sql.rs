@@ -50,8 +50,6 @@ pub const STRIPPING_DOMAINS: SqlFile = SqlFile {
     name: "stripping_domains",
     path: "page-only query (not in notebooks/sql)",
     text: "-- Domains with stripping_suspected, latest record per scan date, vantage and domain.\n\
-WITH scan_dates AS (\n    SELECT scan_id, vantage, toDate(min(started_at)) AS scan_date\n    \
-FROM scans GROUP BY scan_id, vantage\n)\n\
 SELECT scan_date, vantage, domain, stripping_signals\nFROM (\n    \
 SELECT s.scan_date AS scan_date, d.vantage AS vantage, d.domain AS domain,\n        \
 d.stripping_suspected AS suspected, d.stripping_signals AS stripping_signals\n    \
@@ -61,7 +59,15 @@ ORDER BY d.scanned_at DESC\n    LIMIT 1 BY scan_date, vantage, domain\n)\n\
 WHERE suspected = 1\nORDER BY scan_date, vantage, domain\n",
 };
 
-/// Every query the page can link to, in page order.
+/// The view `scan_dates` that the per-date queries join on (created by `mxray migrate` and by
+/// notebooks/mxray_sql.py from this one file).
+pub const SCAN_DATES: SqlFile = SqlFile {
+    name: "scan_dates",
+    path: "notebooks/sql/views/scan_dates.sql",
+    text: include_str!("../../../notebooks/sql/views/scan_dates.sql"),
+};
+
+/// Every query the page can link to, in page order, then the views they use.
 pub const ALL: &[SqlFile] = &[
     ADOPTION_DOMAINS,
     DANE_CLASSES,
@@ -73,6 +79,7 @@ pub const ALL: &[SqlFile] = &[
     HISTORY_REGRESSION,
     STRIPPING_BY_NETWORK,
     IP_ASN_LOOKUP,
+    SCAN_DATES,
 ];
 
 #[cfg(test)]
@@ -85,5 +92,20 @@ mod tests {
             assert!(q.text.contains("SELECT"), "{}", q.path);
         }
         assert!(ADOPTION_DOMAINS.text.contains("starttls_all_share"));
+    }
+
+    #[test]
+    fn the_page_carries_every_view_its_queries_read() {
+        // A reader who copies a query from the page needs the view too.
+        for q in ALL {
+            if q.text.contains("scan_dates") {
+                assert!(ALL.contains(&SCAN_DATES), "{}", q.path);
+            }
+            assert!(
+                !q.text.contains("scan_dates AS ("),
+                "{} defines scan_dates again",
+                q.path
+            );
+        }
     }
 }

@@ -362,6 +362,10 @@ pub async fn migrate(config: &ClickHouseConfig) -> Result<MigrationReport, Store
                 execute(config, &stmt, context).await?;
             }
         }
+        for view in m.views {
+            let stmt = layout.create_view(db, view);
+            execute(config, &stmt, &format!("CREATE VIEW {}", view.name)).await?;
+        }
         let insert = format!(
             "INSERT INTO {} (version, description, applied_at, tool_version) \
              VALUES (?, ?, now(), ?)",

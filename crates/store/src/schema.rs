@@ -337,6 +337,19 @@ impl Layout {
             .collect()
     }
 
+    /// `CREATE VIEW IF NOT EXISTS` for `view`, its tables qualified by `database`
+    /// ([`View::select_in`]). On a cluster it is created on every node over the public
+    /// (`Distributed`) tables, so it reads the whole cluster from any node (tested).
+    pub fn create_view(&self, database: &str, view: &View) -> String {
+        format!(
+            "CREATE VIEW IF NOT EXISTS {}.{}{} AS\n{}",
+            quote_ident(database),
+            view.name,
+            self.on_cluster(),
+            view.select_in(database)
+        )
+    }
+
     /// On a cluster: drop and create again the `Distributed` table of `kind` with today's
     /// columns (it holds no data: inserts are synchronous). Nothing on a single server.
     pub fn recreate_distributed(&self, database: &str, kind: RecordKind) -> Vec<String> {
@@ -370,7 +383,65 @@ pub struct Migration {
     /// so `migrate` adds each one only when `system.columns` lacks it; the column's type comes
     /// from the table's column list ([`columns`]), so it is written down once.
     pub add_columns: &'static [AddColumn],
+    /// Views this migration creates (after its tables and columns).
+    pub views: &'static [View],
 }
+
+/// A view of the SQL library: a query over the record tables that several analysis queries
+/// share. Its text is a file of `notebooks/sql/views/`, the one definition that both this DDL
+/// and the chDB binding (`notebooks/mxray_sql.py`) read, so the two cannot drift apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct View {
+    /// The view's name (the file's stem).
+    pub name: &'static str,
+    /// The file: a comment header, then one `SELECT` over unqualified public table names.
+    pub file: &'static str,
+}
+
+impl View {
+    /// The `SELECT` without its comment header, as written (unqualified table names).
+    pub fn select(&self) -> String {
+        self.file
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("--"))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .trim()
+            .to_owned()
+    }
+
+    /// The `SELECT` with every record table it reads (a name after `FROM` or `JOIN`) qualified
+    /// by `database`. Needed on a cluster: the other nodes run an `ON CLUSTER` statement in
+    /// their default database, so an unqualified name would point there (seen on 18.16:
+    /// "Table default.scans doesn't exist").
+    pub fn select_in(&self, database: &str) -> String {
+        let select = self.select();
+        let mut out = String::with_capacity(select.len() + 64);
+        let mut after_source_keyword = false;
+        for piece in select.split_inclusive(|c: char| c.is_whitespace()) {
+            let word = piece.trim_end();
+            let table = after_source_keyword && RecordKind::ALL.iter().any(|k| k.table() == word);
+            if table {
+                out.push_str(&format!("{}.{word}", quote_ident(database)));
+                out.push_str(&piece[word.len()..]);
+            } else {
+                out.push_str(piece);
+            }
+            if !word.is_empty() {
+                after_source_keyword =
+                    word.eq_ignore_ascii_case("FROM") || word.eq_ignore_ascii_case("JOIN");
+            }
+        }
+        out
+    }
+}
+
+/// `scan_dates`: the UTC start date (and start second) of every scan and vantage, which the
+/// library's per-date queries join on.
+pub const SCAN_DATES: View = View {
+    name: "scan_dates",
+    file: include_str!("../../../notebooks/sql/views/scan_dates.sql"),
+};
 
 /// A column added to an existing table by a migration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -493,12 +564,14 @@ pub const MIGRATIONS: &[Migration] = &[
             "tables scans, domains, dns_hosts, smtp_probes, certificates, mta_sts_policies",
         creates: V1_TABLES,
         add_columns: &[],
+        views: &[],
     },
     Migration {
         version: 2,
         description: "table canary_results (canary probe verdicts)",
         creates: &[RecordKind::CanaryResult],
         add_columns: &[],
+        views: &[],
     },
     Migration {
         version: 3,
@@ -509,6 +582,7 @@ pub const MIGRATIONS: &[Migration] = &[
                       attempt; domains.tls_legacy",
         creates: &[],
         add_columns: V3_COLUMNS,
+        views: &[],
     },
     Migration {
         version: 4,
@@ -519,6 +593,14 @@ pub const MIGRATIONS: &[Migration] = &[
             column: "campaign",
             default: None,
         }],
+        views: &[],
+    },
+    Migration {
+        version: 5,
+        description: "view scan_dates (the scan dates the SQL library groups by)",
+        creates: &[],
+        add_columns: &[],
+        views: &[SCAN_DATES],
     },
 ];
 
@@ -539,8 +621,14 @@ pub fn ddl_statements(database: &str) -> Vec<String> {
         for &k in m.creates {
             out.extend(layout.create_table(database, k));
         }
+        out.extend(m.views.iter().map(|v| layout.create_view(database, v)));
     }
     out
+}
+
+/// Every view of the current schema.
+pub fn views() -> impl Iterator<Item = &'static View> {
+    MIGRATIONS.iter().flat_map(|m| m.views.iter())
 }
 
 #[cfg(test)]
@@ -551,6 +639,29 @@ mod tests {
 
     fn names(kind: RecordKind) -> Vec<&'static str> {
         columns(kind).iter().map(|c| c.name).collect()
+    }
+
+    #[test]
+    fn a_view_reads_its_own_database_tables_on_every_node() {
+        let view = View {
+            name: "v",
+            file: "-- View: v\nSELECT a.scan_id, count() AS n\nFROM scans AS a\n\
+                   INNER JOIN domains AS d ON d.scan_id = a.scan_id\n\
+                   WHERE a.vantage IN (SELECT vantage FROM\n    scans)\nGROUP BY a.scan_id",
+        };
+        assert_eq!(
+            view.select_in("m x"),
+            "SELECT a.scan_id, count() AS n\nFROM `m x`.scans AS a\n\
+             INNER JOIN `m x`.domains AS d ON d.scan_id = a.scan_id\n\
+             WHERE a.vantage IN (SELECT vantage FROM\n    `m x`.scans)\nGROUP BY a.scan_id"
+        );
+        let ddl = Layout::Cluster("c".into()).create_view("mxray", &SCAN_DATES);
+        assert!(ddl.contains(" ON CLUSTER c AS\n"), "{ddl}");
+        assert!(ddl.contains("FROM `mxray`.scans\n"), "{ddl}");
+        assert!(
+            !SCAN_DATES.select().contains('`'),
+            "the file names unqualified tables"
+        );
     }
 
     #[test]

@@ -41,12 +41,16 @@ fn current_clickhouse_accepts_the_ddl() {
         .iter()
         .map(|t| t["name"].as_str().expect("name"))
         .collect();
+    let views: Vec<&str> = schema::views().map(|v| v.name).collect();
     let mut expected: Vec<&str> = TABLES.iter().map(|k| k.table()).collect();
     expected.push(schema::MIGRATIONS_TABLE);
+    expected.extend(&views);
     expected.sort_unstable();
     assert_eq!(names, expected);
     for t in tables.as_array().expect("list") {
-        assert_eq!(t["engine"], "ReplacingMergeTree", "{t}");
+        let view = views.contains(&t["name"].as_str().unwrap_or_default());
+        let engine = if view { "View" } else { "ReplacingMergeTree" };
+        assert_eq!(t["engine"], engine, "{t}");
     }
 }
 

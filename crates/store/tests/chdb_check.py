@@ -1,7 +1,7 @@
 """chDB (current ClickHouse, in-process) checks driven by crates/store/tests/chdb.rs.
 
-    chdb_check.py ddl FILE       run every statement of FILE (JSON list of SQL strings) in a
-                                 fresh chDB session; print the created tables as JSON
+    chdb_check.py ddl FILE       run every statement of FILE (JSON list of SQL strings) in a fresh
+                                 chDB session; print the created tables and views as JSON
     chdb_check.py parquet DIR    read every DIR/<table>.parquet with file(..., Parquet); print
                                  {"table": [rows as JSON objects]} as JSON
 """

@@ -201,6 +201,65 @@ async fn a_version_1_database_is_migrated_to_the_current_schema() {
 }
 
 #[tokio::test]
+async fn the_scan_dates_view_gives_every_scan_and_vantage_its_start_date() {
+    let Some(c) = clickhouse("scan_dates_view") else {
+        return;
+    };
+    migrate(&c).await.expect("migrate");
+    // Two scans, one of them from two vantages; the second starts a second before midnight UTC.
+    let day = 1_796_256_000; // 2026-12-03T00:00:00Z
+    let mut a = examples::scan();
+    a.started_at = mxray_model::UtcTime::from_unix(day + 3_600);
+    let mut a_isp = a.clone();
+    a_isp.vantage = "isp".into();
+    let mut b = examples::scan();
+    b.scan_id = uuid::Uuid::from_u128(0xb);
+    b.started_at = mxray_model::UtcTime::from_unix(day - 1);
+    let mut sink = ClickHouseSink::connect(c.clone()).await.expect("connect");
+    for r in [a.clone(), a_isp, b.clone()] {
+        sink.write(r.into()).await.expect("write");
+    }
+    assert!(sink.close().await.expect("close").is_clean());
+    // Read from another session database: the view names its database's `scans` itself.
+    let rows: Vec<(String, String, u16, i64)> = c
+        .client()
+        .with_database("default")
+        .query(&format!(
+            "SELECT toString(scan_id), vantage, toUInt16(scan_date), started \
+             FROM `{}`.scan_dates ORDER BY started, vantage",
+            c.database
+        ))
+        .fetch_all()
+        .await
+        .expect("scan_dates");
+    let date = |secs: i64| u16::try_from(secs.div_euclid(86_400)).expect("date");
+    assert_eq!(
+        rows,
+        vec![
+            (
+                b.scan_id.to_string(),
+                "default".to_owned(),
+                date(day - 1),
+                day - 1
+            ),
+            (
+                a.scan_id.to_string(),
+                "default".to_owned(),
+                date(day),
+                day + 3_600
+            ),
+            (
+                a.scan_id.to_string(),
+                "isp".to_owned(),
+                date(day),
+                day + 3_600
+            ),
+        ]
+    );
+    drop_database(&c).await;
+}
+
+#[tokio::test]
 async fn a_database_with_a_newer_schema_is_refused_naming_both_versions() {
     let Some(c) = clickhouse("newer_schema") else {
         return;

@@ -80,7 +80,8 @@ fn the_reader_reads_the_golden_files_as_the_examples() {
 }
 
 /// Every DDL statement this version issues: a fresh single server ([`schema::ddl_statements`]),
-/// the tables of a cluster, and every migration's `ADD COLUMN` on both layouts.
+/// the tables of a cluster, and every migration's `ADD COLUMN` on both layouts and its views on
+/// a cluster.
 fn ddl_text() -> String {
     use mxray_store::schema::{self, Layout};
     let mut out = schema::ddl_statements("mxray");
@@ -94,6 +95,7 @@ fn ddl_text() -> String {
             out.extend(Layout::Single.add_column("mxray", add));
             out.extend(cluster.add_column("mxray", add));
         }
+        out.extend(m.views.iter().map(|v| cluster.create_view("mxray", v)));
     }
     out.iter().map(|s| format!("{s};\n\n")).collect()
 }
