@@ -6,8 +6,8 @@
 //! - per hostile case the class its catalogue entry names, in the record it names, and that
 //!   no session with a hostile server lasted longer than the case's bound (measured by the
 //!   server: accept to the client's close);
-//! - every good domain's `domain` record equals the lab's expected posture (the fields
-//!   `lab_remote.rs` compares), and every domain has exactly one.
+//! - every good domain's `domain` record has the lab's expected verdict (the whole
+//!   `DomainVerdict`, as `lab_scan.rs` compares it), and every domain has exactly one.
 //!
 //! It runs inside a private network namespace with only loopback (`unshare --net
 //! --map-root-user`, then `ip link set lo up`): port 25, 53 and 443 can be bound there on any
@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use mxray_hostile::{Expected, HostileWorld, Kind, Measured, WorldOptions};
 use mxray_lab::{Lab, LabOptions, PortChoice};
-use mxray_model::{DomainRecord, MtaStsPolicyRecord, Record, SmtpProbeRecord};
+use mxray_model::{DomainRecord, DomainVerdict, MtaStsPolicyRecord, Record, SmtpProbeRecord};
 
 const INSIDE: &str = "MXRAY_TEST_IN_NET_NAMESPACE";
 /// `--timeout`: each SMTP reply, TLS handshake and DNS attempt 2 s, the greeting and the
@@ -250,19 +250,28 @@ fn hostile_peers_get_their_class_and_cost_no_good_domain_its_record() {
             n => wrong.push(format!("{d}: {} domain records, want 1", n.unwrap_or(0))),
         }
     }
-    for g in GOOD {
-        let expected = lab
-            .expected_for(g)
-            .unwrap_or_else(|| panic!("{g} is not a lab domain"));
-        if let Some([rec]) = seen.domains.get(g).map(Vec::as_slice) {
-            wrong.extend(
-                expected
-                    .clean
-                    .mismatches(rec)
-                    .into_iter()
-                    .map(|e| format!("{g} (good): {e}")),
-            );
-        }
+    // The good domains' whole verdicts in one comparison (a missing record counts as well).
+    let want: BTreeMap<String, DomainVerdict> = GOOD
+        .iter()
+        .map(|g| {
+            let e = lab
+                .expected_for(g)
+                .unwrap_or_else(|| panic!("{g} is not a lab domain"));
+            (g.to_string(), e.clean.clone())
+        })
+        .collect();
+    let got: BTreeMap<String, DomainVerdict> = GOOD
+        .iter()
+        .filter_map(|g| match seen.domains.get(*g).map(Vec::as_slice) {
+            Some([rec]) => Some((g.to_string(), rec.verdict())),
+            _ => None,
+        })
+        .collect();
+    if got != want {
+        wrong.push(format!(
+            "good domains: {}",
+            common::verdict_differences(&got, &want)
+        ));
     }
 
     for placed in world.cases() {

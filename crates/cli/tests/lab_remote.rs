@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use mxray_lab::{LabOptions, PortChoice};
-use mxray_model::{DomainRecord, Record};
+use mxray_model::{DomainRecord, DomainVerdict, Record};
 
 #[test]
 fn a_lab_served_by_another_process_scans_like_the_built_in_one() {
@@ -59,18 +59,10 @@ fn a_lab_served_by_another_process_scans_like_the_built_in_one() {
         ..LabOptions::default()
     })
     .expect("lab table");
-    assert_eq!(got.len(), expected.len());
-    let mut wrong = Vec::new();
-    for e in &expected {
-        match got.get(&e.domain) {
-            Some(d) => wrong.extend(
-                e.clean
-                    .mismatches(d)
-                    .into_iter()
-                    .map(|m| format!("{}: {m}", e.domain)),
-            ),
-            None => wrong.push(format!("{}: no domain record", e.domain)),
-        }
-    }
-    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    let want = mxray_lab::expected_verdicts(&expected, "default");
+    let got: BTreeMap<String, DomainVerdict> = got
+        .iter()
+        .map(|(domain, rec)| (domain.clone(), rec.verdict()))
+        .collect();
+    assert_eq!(got, want, "{}", common::verdict_differences(&got, &want));
 }

@@ -1,11 +1,13 @@
 //! End to end: `mxray scan --lab` reports, for every lab domain, the posture in the lab's table,
 //! from the clean vantage and from the isp vantage (behind the stripping middlebox).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::process::Command;
 
 use mxray_lab::{LabOptions, PortChoice};
-use mxray_model::{DomainRecord, Record};
+use mxray_model::{DomainRecord, DomainVerdict, Record};
 
 fn scan(vantage: &str, epoch: u32) -> BTreeMap<String, DomainRecord> {
     let dir = tempfile::tempdir().expect("tmp");
@@ -46,87 +48,19 @@ fn check(vantage: &str, epoch: u32) {
         ..LabOptions::default()
     })
     .expect("lab table");
+    let want: BTreeMap<String, DomainVerdict> = mxray_lab::expected_verdicts(&expected, vantage);
 
-    let got = scan(vantage, epoch);
-    let mut wrong = Vec::new();
-    for e in &expected {
-        let want = e.for_vantage(vantage);
-        let Some(d) = got.get(&e.domain) else {
-            wrong.push(format!("{}: no domain record", e.domain));
-            continue;
-        };
-        let pairs = [
-            ("mx_kind", d.mx_kind.to_string(), want.mx_kind.to_string()),
-            (
-                "mx_dnssec",
-                d.mx_dnssec.to_string(),
-                want.mx_dnssec.to_string(),
-            ),
-            (
-                "mx_hosts",
-                format!("{:?}", d.mx_hosts),
-                format!("{:?}", want.mx_hosts),
-            ),
-            (
-                "starttls",
-                d.starttls.to_string(),
-                want.starttls.to_string(),
-            ),
-            ("pkix", d.pkix.to_string(), want.pkix.to_string()),
-            ("dane", d.dane.to_string(), want.dane.to_string()),
-            ("mta_sts", d.mta_sts.to_string(), want.mta_sts.to_string()),
-            (
-                "mta_sts_error",
-                format!("{:?}", d.mta_sts_error),
-                format!("{:?}", want.mta_sts_error),
-            ),
-            (
-                "mta_sts_compliant",
-                format!("{:?}", d.mta_sts_compliant),
-                format!("{:?}", want.mta_sts_compliant),
-            ),
-            ("tls_rpt", d.tls_rpt.to_string(), want.tls_rpt.to_string()),
-            (
-                "tlsrpt_results",
-                format!("{:?}", d.tlsrpt_results),
-                format!("{:?}", want.tlsrpt_results),
-            ),
-            (
-                "stripping_suspected",
-                d.stripping_suspected.to_string(),
-                want.stripping_suspected.to_string(),
-            ),
-            (
-                "stripping_signals",
-                format!("{:?}", d.stripping_signals),
-                format!("{:?}", want.stripping_signals),
-            ),
-            (
-                "tls_legacy",
-                d.tls_legacy.to_string(),
-                want.tls_legacy.to_string(),
-            ),
-        ];
-        for (field, have, should) in pairs {
-            if have != should {
-                wrong.push(format!(
-                    "{} ({}): {field} = {have}, expected {should}",
-                    e.domain, e.case
-                ));
-            }
-        }
-    }
-    assert!(
-        got.len() >= expected.len(),
-        "{} domain records for {} lab domains",
-        got.len(),
-        expected.len()
-    );
-    assert!(
-        wrong.is_empty(),
-        "vantage {vantage}: {} mismatches:\n{}",
-        wrong.len(),
-        wrong.join("\n")
+    let got: BTreeMap<String, DomainVerdict> = scan(vantage, epoch)
+        .into_iter()
+        .map(|(domain, rec)| (domain, rec.verdict()))
+        .collect();
+    // Every field of every domain's verdict, and a missing or extra domain record, in one
+    // comparison; the message lists the differing fields first.
+    assert_eq!(
+        got,
+        want,
+        "vantage {vantage}, epoch {epoch}: {}",
+        common::verdict_differences(&got, &want)
     );
 }
 

@@ -30,7 +30,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::Semaphore;
 
-use crate::LabError;
+use crate::error::LabError;
 
 /// TTL of every lab record.
 pub(crate) const TTL: u32 = 300;

@@ -1,5 +1,6 @@
 //! The lab's HTTPS server for MTA-STS policies (RFC 8461 §3.2): one address for every
-//! `mta-sts.<domain>` name, the certificate chosen by SNI, the answer by the Host header.
+//! `mta-sts.<domain>` name, the certificate chosen by SNI, the answer by the Host header, both
+//! from a [`PolicyLookup`] (the server knows nothing else of the lab).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -17,51 +18,18 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
-use crate::pki::{CertKind, Pki};
-use crate::world::World;
+use crate::pki::Pki;
+use crate::spec::{CertKind, PolicyLookup, PolicySpec};
 
 const CONN_DEADLINE: Duration = Duration::from_secs(30);
 const MAX_CONNS: usize = 512;
 /// The well-known path of the policy.
 pub const POLICY_PATH: &str = "/.well-known/mta-sts.txt";
 
-/// The HTTPS answer for one `mta-sts.<domain>` host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PolicySpec {
-    /// HTTP status.
-    pub status: u16,
-    /// `Content-Type` header value.
-    pub content_type: String,
-    /// Body.
-    pub body: String,
-    /// `Location` header (redirects).
-    pub location: Option<String>,
-    /// Certificate presented for this host.
-    pub cert: CertKind,
-}
-
-impl PolicySpec {
-    /// A valid policy served as `text/plain` with a valid certificate.
-    pub fn policy(mode: &str, mx: &[&str]) -> Self {
-        let mut body = format!("version: STSv1\r\nmode: {mode}\r\n");
-        for m in mx {
-            body.push_str(&format!("mx: {m}\r\n"));
-        }
-        body.push_str("max_age: 86400\r\n");
-        PolicySpec {
-            status: 200,
-            content_type: "text/plain".into(),
-            body,
-            location: None,
-            cert: CertKind::Valid,
-        }
-    }
-}
-
 #[derive(Debug)]
 struct SniCerts {
     pki: Arc<Pki>,
-    world: Arc<World>,
+    policies: Arc<dyn PolicyLookup>,
 }
 
 impl ResolvesServerCert for SniCerts {
@@ -71,7 +39,7 @@ impl ResolvesServerCert for SniCerts {
             return None;
         }
         let kind = self
-            .world
+            .policies
             .policy(&sni)
             .map(|p| p.cert)
             .unwrap_or(CertKind::Valid);
@@ -79,7 +47,7 @@ impl ResolvesServerCert for SniCerts {
     }
 }
 
-fn respond(world: &World, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn respond(policies: &dyn PolicyLookup, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let host = req
         .headers()
         .get(http::header::HOST)
@@ -91,7 +59,7 @@ fn respond(world: &World, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         .unwrap_or("")
         .to_ascii_lowercase();
     let spec = (req.uri().path() == POLICY_PATH)
-        .then(|| world.policy(&host))
+        .then(|| policies.policy(&host))
         .flatten();
     let spec = spec.unwrap_or(PolicySpec {
         status: 404,
@@ -111,19 +79,23 @@ fn respond(world: &World, req: &Request<Incoming>) -> Response<Full<Bytes>> {
 }
 
 /// A TLS acceptor choosing certificates by SNI.
-pub(crate) fn acceptor(pki: Arc<Pki>, world: Arc<World>) -> Option<TlsAcceptor> {
+pub(crate) fn acceptor(pki: Arc<Pki>, policies: Arc<dyn PolicyLookup>) -> Option<TlsAcceptor> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .ok()?
         .with_no_client_auth()
-        .with_cert_resolver(Arc::new(SniCerts { pki, world }));
+        .with_cert_resolver(Arc::new(SniCerts { pki, policies }));
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Some(TlsAcceptor::from(Arc::new(cfg)))
 }
 
 /// Accept loop of the HTTPS server.
-pub(crate) async fn serve(listener: TcpListener, acceptor: TlsAcceptor, world: Arc<World>) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    policies: Arc<dyn PolicyLookup>,
+) {
     let mut sessions = tokio::task::JoinSet::new();
     let slots = Arc::new(Semaphore::new(MAX_CONNS));
     loop {
@@ -133,7 +105,7 @@ pub(crate) async fn serve(listener: TcpListener, acceptor: TlsAcceptor, world: A
             continue;
         };
         let acceptor = acceptor.clone();
-        let world = world.clone();
+        let policies = policies.clone();
         sessions.spawn(async move {
             let _permit = permit;
             let _ = tokio::time::timeout(CONN_DEADLINE, async move {
@@ -141,7 +113,7 @@ pub(crate) async fn serve(listener: TcpListener, acceptor: TlsAcceptor, world: A
                     return;
                 };
                 let svc = service_fn(move |req: Request<Incoming>| {
-                    let r = respond(&world, &req);
+                    let r = respond(policies.as_ref(), &req);
                     async move { Ok::<_, Infallible>(r) }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()

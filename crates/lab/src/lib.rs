@@ -23,13 +23,42 @@
 //!   [`Lab::list_table`]), plus `N` synthetic domains from a seed.
 //!
 //! What it does not: scan (that is the pipeline in `mxray`), touch any non-loopback address,
-//! accept mail, or read system configuration.
+//! accept mail, or read system configuration. Its servers consult no global state: each gets
+//! its own spec (an SMTP listener its [`HostSpec`], a middlebox its backend) or a narrow lookup
+//! (the HTTPS server a policy lookup), never the whole world.
 //!
-//! Main types: [`Lab`], [`LabOptions`], [`PortChoice`], [`ExpectedPosture`], [`Posture`].
+//! Main types: [`Lab`], [`LabOptions`], [`PortChoice`], [`ExpectedPosture`] (the expected
+//! [`mxray_model::DomainVerdict`] per vantage, compared with a scan's
+//! [`mxray_model::DomainRecord::verdict`] in one `==`; [`expected_verdicts`]), [`PostureExt`],
+//! [`HostSpec`], [`PolicySpec`].
+//!
+//! Modules, one job each; the arrows are their `use crate::...` imports, and no two modules
+//! import each other:
+//!
+//! ```text
+//! spec       the address plan; HostSpec, SmtpBehaviour, CertKind, PolicySpec;
+//!            the PolicyLookup trait                               -> (none)
+//! error      LabError                                             -> (none)
+//! oracle     ExpectedPosture, PostureExt, the --list table        -> (none; mxray-model)
+//! pki        the lab CA, leaf certificates, OpenSSL contexts      -> spec, error
+//! dns        zones, online signing, the two DNS servers           -> error
+//! smtp       the SMTP server: pure dialogue + tokio driver        -> spec, pki
+//! https      the MTA-STS HTTPS server, over a PolicyLookup        -> spec, pki
+//! strip      the STARTTLS-stripping middlebox                     -> spec
+//! synth      synthetic domains: computed zones, pool hosts,
+//!            their expectations                                   -> spec, oracle, dns
+//! world      the running registry: SMTP hosts, middleboxes,
+//!            HTTPS addresses, the PolicyLookup the HTTPS server
+//!            gets                                                 -> spec, synth
+//! catalogue  the cases (Builder): zones, hosts, policies and
+//!            expectations, handed out as Built                    -> spec, oracle, pki, dns,
+//!                                                                    synth, world, error
+//! lib.rs     Lab: starts the servers from what the catalogue built
+//! ```
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), mxray_lab::LabError> {
-//! use mxray_lab::{Lab, LabOptions, PortChoice};
+//! use mxray_lab::{Lab, LabOptions, PortChoice, PostureExt as _};
 //! let lab = Lab::start(LabOptions { synthetic_domains: 100, ports: PortChoice::High, ..LabOptions::default() }).await?;
 //! println!("resolver {} smtp port {}", lab.resolver(), lab.smtp_port());
 //! println!("canary {} control {}", lab.canary_smtp(), lab.canary_control());
@@ -40,10 +69,14 @@
 //! # Ok(()) }
 //! ```
 
+mod catalogue;
 mod dns;
+mod error;
 mod https;
+mod oracle;
 mod pki;
 mod smtp;
+mod spec;
 mod strip;
 mod synth;
 mod world;
@@ -55,55 +88,15 @@ use hickory_proto::rr::Name;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-pub use https::{PolicySpec, POLICY_PATH};
-pub use pki::{CertKind, WRONG_NAME};
-pub use smtp::{HostSpec, SmtpBehaviour};
-pub use strip::{is_isp, mask_starttls, ISP_NET, ISP_SOURCE, MASK};
-pub use synth::{MAX_HTTPS_POOL, MAX_POOL, SSYN_ZONE, SYN_ZONE};
-pub use world::{
-    table, ExpectedPosture, Posture, APEX, BOGUS_CHILD, DNS_AD_IP, DNS_IP, HTTPS_IP, INSECURE_CHILD,
+pub use error::LabError;
+pub use https::POLICY_PATH;
+pub use oracle::{expected_verdicts, table, ExpectedPosture, PostureExt};
+pub use spec::{
+    CertKind, HostSpec, PolicySpec, SmtpBehaviour, APEX, BOGUS_CHILD, CANARY_BACKEND_IP, CANARY_IP,
+    CANARY_NAME, DNS_AD_IP, DNS_IP, HTTPS_IP, INSECURE_CHILD, ISP_NET, ISP_SOURCE, WRONG_NAME,
 };
-
-/// Where the lab canary is probed: the stripping middlebox in front of the embedded canary
-/// (port [`Lab::smtp_port`]). It masks `STARTTLS` for clients from 127.0.99.0/24 only.
-pub const CANARY_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 12, 1);
-/// Where the embedded canary itself listens: its SMTP port (the middlebox's backend) and its
-/// control endpoint, both on ephemeral ports.
-pub const CANARY_BACKEND_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 12, 2);
-/// Name on the lab canary's self-signed certificate.
-pub const CANARY_NAME: &str = "canary.lab.test";
-
-/// Why the lab could not start.
-#[derive(Debug, Clone, thiserror::Error)]
-#[non_exhaustive]
-pub enum LabError {
-    /// A listening socket could not be bound.
-    #[error("cannot bind {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// The OS error.
-        source: Arc<std::io::Error>,
-    },
-    /// Key or certificate generation failed.
-    #[error("lab PKI: {0}")]
-    Pki(String),
-    /// Zone construction or signing failed.
-    #[error("lab DNS: {0}")]
-    Dns(String),
-    /// The embedded canary could not start.
-    #[error("lab canary: {0}")]
-    Canary(String),
-}
-
-impl LabError {
-    fn bind(addr: SocketAddr, e: std::io::Error) -> Self {
-        LabError::Bind {
-            addr,
-            source: Arc::new(e),
-        }
-    }
-}
+pub use strip::{is_isp, mask_starttls, MASK};
+pub use synth::{MAX_HTTPS_POOL, MAX_POOL, SSYN_ZONE, SYN_ZONE};
 
 /// Which ports the lab's services use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -153,7 +146,7 @@ pub struct Lab {
     https_port: u16,
     trust_anchor: String,
     ca_pem: String,
-    world: Arc<world::World>,
+    expected: Vec<ExpectedPosture>,
     smtp_listeners: usize,
     canary: mxray_canary::CanaryHandle,
     canary_smtp: SocketAddr,
@@ -249,22 +242,21 @@ mod dns_bound {
 /// `synthetic_domains` and `seed`.
 pub fn expected_postures(opts: &LabOptions) -> Result<Vec<ExpectedPosture>, LabError> {
     let pki = pki::Pki::generate()?;
-    let mut b = world::Builder::new(&pki, opts.epoch)?;
+    let mut b = catalogue::Builder::new(&pki, opts.epoch)?;
     b.cases()?;
     let synthetic = Arc::new(synth::Synthetic::new(
         opts.seed,
         opts.synthetic_domains,
         pki.leaf_spki_sha256(),
     ));
-    let (_, world) = b.finish(synthetic, Vec::new())?;
-    Ok(world.expected)
+    Ok(b.finish(synthetic, Vec::new())?.expected)
 }
 
 impl Lab {
     /// Generates keys and certificates, binds every server and starts serving.
     pub async fn start(opts: LabOptions) -> Result<Lab, LabError> {
         let pki = Arc::new(pki::Pki::generate()?);
-        let mut b = world::Builder::new(&pki, opts.epoch)?;
+        let mut b = catalogue::Builder::new(&pki, opts.epoch)?;
         b.cases()?;
         let synthetic = Arc::new(synth::Synthetic::new(
             opts.seed,
@@ -291,7 +283,11 @@ impl Lab {
                 }),
             )?,
         ];
-        let (zones, world) = b.finish(synthetic, extra)?;
+        let catalogue::Built {
+            zones,
+            world,
+            expected,
+        } = b.finish(synthetic, extra)?;
         let apex = zone_name(APEX)?;
         let trust_anchor = zones
             .iter()
@@ -328,7 +324,7 @@ impl Lab {
 
         let hosts = world.smtp_hosts();
         let mut ips: Vec<Ipv4Addr> = hosts.iter().map(|(ip, _)| *ip).collect();
-        ips.extend(world.proxies.iter().map(|(ip, _)| *ip));
+        ips.extend(world.middleboxes().iter().map(|m| m.listen));
         ips.push(CANARY_IP);
         let (smtp_port, listeners) = bind_all(&ips, 25, opts.ports).await?;
         let smtp_listeners = listeners.len();
@@ -344,15 +340,14 @@ impl Lab {
             per_prefix_per_sec: 1_000_000,
         }));
         let dialer = mxray_net::Dialer::new(policy, limits);
-        for (ip, backend) in &world.proxies {
+        for m in world.middleboxes() {
             let Some(l) = listeners.next() else { break };
-            let backend = SocketAddr::new(IpAddr::V4(*backend), smtp_port);
-            let everyone = world.strip_everyone.contains(ip);
+            let backend = SocketAddr::new(IpAddr::V4(m.backend), smtp_port);
             tasks.push(tokio::spawn(strip::serve(
                 l,
                 backend,
                 dialer.clone(),
-                everyone,
+                m.everyone,
             )));
         }
         let canary_front = listeners
@@ -372,10 +367,10 @@ impl Lab {
         )));
         let canary_smtp = SocketAddr::new(IpAddr::V4(CANARY_IP), smtp_port);
 
-        let mut https_ips = vec![HTTPS_IP];
-        https_ips.extend(world.synthetic.https_ips());
-        let (https_port, https_l) = bind_all(&https_ips, 443, opts.ports).await?;
-        let acceptor = https::acceptor(pki.clone(), world.clone()).ok_or(LabError::Pki(
+        let (https_port, https_l) = bind_all(&world.https_ips(), 443, opts.ports).await?;
+        // The HTTPS server sees the world only as a policy lookup.
+        let policies: Arc<dyn spec::PolicyLookup> = world;
+        let acceptor = https::acceptor(pki.clone(), policies.clone()).ok_or(LabError::Pki(
             "cannot build the HTTPS TLS configuration".into(),
         ))?;
         let https_listeners = https_l.len();
@@ -383,7 +378,7 @@ impl Lab {
             tasks.push(tokio::spawn(https::serve(
                 l,
                 acceptor.clone(),
-                world.clone(),
+                policies.clone(),
             )));
         }
         tracing::info!(
@@ -402,7 +397,7 @@ impl Lab {
             https_port,
             trust_anchor,
             ca_pem: pki.ca_pem().to_owned(),
-            world,
+            expected,
             smtp_listeners,
             canary,
             canary_smtp,
@@ -457,21 +452,17 @@ impl Lab {
 
     /// Every lab domain: the case domains, then the synthetic ones.
     pub fn domains(&self) -> Vec<String> {
-        self.world
-            .expected
-            .iter()
-            .map(|e| e.domain.clone())
-            .collect()
+        self.expected.iter().map(|e| e.domain.clone()).collect()
     }
 
     /// What a correct scan reports for each domain, in [`Lab::domains`] order.
     pub fn expected(&self) -> &[ExpectedPosture] {
-        &self.world.expected
+        &self.expected
     }
 
     /// The expected posture of one domain.
     pub fn expected_for(&self, domain: &str) -> Option<&ExpectedPosture> {
-        self.world.expected.iter().find(|e| e.domain == domain)
+        self.expected.iter().find(|e| e.domain == domain)
     }
 
     /// The source address a vantage binds: `isp` → 127.0.99.1 (behind the middlebox); any
@@ -482,7 +473,7 @@ impl Lab {
 
     /// The `mxray lab --list` table.
     pub fn list_table(&self) -> String {
-        table(&self.world.expected)
+        table(&self.expected)
     }
 
     /// The lab canary as a vantage sees it: the stripping middlebox in front of the embedded
@@ -546,7 +537,7 @@ impl Lab {
             ISP_SOURCE,
             self.canary_smtp,
             self.canary_control,
-            self.world.expected.len(),
+            self.expected.len(),
         )
     }
 }

@@ -16,24 +16,8 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 
-use crate::LabError;
-
-/// What is wrong (or not) with the certificate a server presents.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CertKind {
-    /// Issued by the lab CA for the requested name, currently valid; chain is leaf + CA.
-    Valid,
-    /// Self-signed leaf for the requested name.
-    SelfSigned,
-    /// Issued by the lab CA for the requested name, expired 30 days ago.
-    Expired,
-    /// Issued by the lab CA, valid, but for `wrong-name.lab.test` only.
-    WrongName,
-    /// Issued by the lab CA, valid, the name in the subject CN only (no subjectAltName).
-    CnOnly,
-    /// Issued by the lab CA, valid, but the server sends the leaf alone (the CA omitted).
-    LeafOnly,
-}
+use crate::error::LabError;
+use crate::spec::{CertKind, SmtpBehaviour, WRONG_NAME};
 
 /// The OpenSSL servers of the lab: what rustls cannot serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -44,22 +28,16 @@ pub(crate) enum LegacyTls {
     Tls12Rsa1024,
 }
 
-impl CertKind {
-    /// Short label for tables.
-    pub fn label(self) -> &'static str {
-        match self {
-            CertKind::Valid => "valid",
-            CertKind::SelfSigned => "self-signed",
-            CertKind::Expired => "expired",
-            CertKind::WrongName => "wrong-name",
-            CertKind::CnOnly => "cn-only",
-            CertKind::LeafOnly => "leaf-only",
+impl LegacyTls {
+    /// The OpenSSL server a behaviour needs, if rustls cannot serve it.
+    pub(crate) fn of(behaviour: SmtpBehaviour) -> Option<LegacyTls> {
+        match behaviour {
+            SmtpBehaviour::LegacyTls10 => Some(LegacyTls::Tls10Rsa2048),
+            SmtpBehaviour::WeakRsaKey => Some(LegacyTls::Tls12Rsa1024),
+            _ => None,
         }
     }
 }
-
-/// The name a [`CertKind::WrongName`] certificate is issued for.
-pub const WRONG_NAME: &str = "wrong-name.lab.test";
 
 /// Cap on cached leaf certificates; the cache is emptied when it is reached (bounded memory
 /// with 100,000+ synthetic names).

@@ -14,7 +14,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
-use crate::pki::{CertKind, Pki};
+use crate::pki::{LegacyTls, Pki};
+use crate::spec::{HostSpec, SmtpBehaviour};
 
 /// Longest command line accepted, CRLF included.
 pub(crate) const MAX_LINE: usize = 1000;
@@ -25,79 +26,6 @@ const MAX_COMMANDS: usize = 50;
 pub(crate) const TARPIT_HOLD: Duration = Duration::from_secs(120);
 /// Concurrent sessions per listener.
 const SESSIONS_PER_LISTENER: usize = 512;
-
-/// How an SMTP host behaves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SmtpBehaviour {
-    /// Advertises STARTTLS, accepts it, completes TLS.
-    Starttls,
-    /// Does not advertise STARTTLS (and answers the command with 502).
-    NoStarttls,
-    /// Advertises STARTTLS, answers the command with `454 4.7.0 TLS not available`.
-    Reject454,
-    /// Advertises STARTTLS, answers `220`, then closes instead of a TLS handshake.
-    TlsFailAfterReady,
-    /// Accepts the connection and never greets (closes after two minutes).
-    Tarpit,
-    /// STARTTLS intact, but the greeting is a decorative multi-line banner of stars around
-    /// words (`220-*** Authorized use only ***`), as many admins configure: not a PIX mask.
-    DecorativeBanner,
-    /// STARTTLS intact, and next to it an EHLO keyword of the X-mask family (`XXXXXXXA`): a
-    /// server that was not stripped.
-    MaskedKeywordBesideStarttls,
-    /// EHLO omits STARTTLS, but the command is answered `220` and TLS completes: what a
-    /// client sees behind a middlebox that rewrites only the EHLO reply.
-    HiddenStarttls,
-    /// STARTTLS, with a multi-line EHLO reply whose continuation lines carry other codes
-    /// (`250-` / `251-`), which Postfix's client accepts (the last line's code counts).
-    MixedCodeEhlo,
-    /// STARTTLS, then TLS 1.0 only (OpenSSL, security level 0), RSA-2048 lab-CA certificate.
-    LegacyTls10,
-    /// STARTTLS, then TLS 1.2 (OpenSSL) with a lab-CA certificate on an RSA-1024 key, which
-    /// rustls refuses.
-    WeakRsaKey,
-}
-
-impl SmtpBehaviour {
-    /// Short label for tables.
-    pub fn label(self) -> &'static str {
-        match self {
-            SmtpBehaviour::Starttls => "starttls",
-            SmtpBehaviour::NoStarttls => "no-starttls",
-            SmtpBehaviour::Reject454 => "starttls-454",
-            SmtpBehaviour::TlsFailAfterReady => "tls-fail-after-220",
-            SmtpBehaviour::Tarpit => "tarpit",
-            SmtpBehaviour::DecorativeBanner => "decorative-banner",
-            SmtpBehaviour::MaskedKeywordBesideStarttls => "x-keyword-beside-starttls",
-            SmtpBehaviour::HiddenStarttls => "hidden-starttls",
-            SmtpBehaviour::MixedCodeEhlo => "mixed-code-ehlo",
-            SmtpBehaviour::LegacyTls10 => "tls1.0-only",
-            SmtpBehaviour::WeakRsaKey => "rsa-1024",
-        }
-    }
-
-    /// The TLS handshake is OpenSSL's (what rustls cannot serve), not rustls's.
-    pub(crate) fn openssl_tls(self) -> Option<crate::pki::LegacyTls> {
-        match self {
-            SmtpBehaviour::LegacyTls10 => Some(crate::pki::LegacyTls::Tls10Rsa2048),
-            SmtpBehaviour::WeakRsaKey => Some(crate::pki::LegacyTls::Tls12Rsa1024),
-            _ => None,
-        }
-    }
-}
-
-/// What one simulated SMTP host is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostSpec {
-    /// The host's own name (greeting, EHLO reply, certificate when the client sends no SNI).
-    pub name: String,
-    /// Its behaviour.
-    pub behaviour: SmtpBehaviour,
-    /// What is wrong with its certificate.
-    pub cert: CertKind,
-    /// Fixed certificate names; `None`: the client's SNI (a `.lab.test` name) or `name`.
-    pub cert_names: Option<Vec<String>>,
-}
 
 /// What the driver must do after a command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -355,7 +283,7 @@ async fn session_inner(mut stream: TcpStream, spec: HostSpec, pki: Arc<Pki>) -> 
     }
     // Bytes pipelined after STARTTLS are dropped (no command injection, RFC 3207 §5).
     let tcp = plain.into_inner();
-    if let Some(legacy) = spec.behaviour.openssl_tls() {
+    if let Some(legacy) = LegacyTls::of(spec.behaviour) {
         // What rustls cannot serve (TLS 1.0, an RSA-1024 key): OpenSSL, as the old servers
         // of the long tail run it.
         let names = spec
@@ -387,7 +315,7 @@ async fn session_inner(mut stream: TcpStream, spec: HostSpec, pki: Arc<Pki>) -> 
     Some(())
 }
 
-/// Accept loop of one SMTP listener; `lookup` gives the host behind the local address.
+/// Accept loop of one SMTP listener: every connection is a session of the host `spec`.
 pub(crate) async fn serve(listener: TcpListener, spec: HostSpec, pki: Arc<Pki>) {
     let mut sessions = tokio::task::JoinSet::new();
     let slots = Arc::new(Semaphore::new(SESSIONS_PER_LISTENER));

@@ -5,7 +5,7 @@
 //! which the server refuses as an unknown command. Clients from anywhere else get a transparent
 //! byte pipe, TLS included.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,17 +14,15 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-/// The lab's "isp" source range: 127.0.99.0/24.
-pub const ISP_NET: (Ipv4Addr, u8) = (Ipv4Addr::new(127, 0, 99, 0), 24);
-/// The source address the `isp` vantage binds.
-pub const ISP_SOURCE: Ipv4Addr = Ipv4Addr::new(127, 0, 99, 1);
+use crate::spec::ISP_NET;
+
 /// What the middlebox writes instead of `STARTTLS`.
 pub const MASK: &[u8; 8] = b"XXXXXXXA";
 const LINE_CAP: usize = 4096;
 const SESSION_DEADLINE: Duration = Duration::from_secs(300);
 const MAX_SESSIONS: usize = 512;
 
-/// Is `ip` in the isp range?
+/// Is `ip` in the isp range ([`ISP_NET`])?
 pub fn is_isp(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
@@ -121,6 +119,7 @@ pub(crate) async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::ISP_SOURCE;
 
     #[test]
     fn masks_the_keyword_in_replies_and_commands() {

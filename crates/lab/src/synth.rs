@@ -19,14 +19,13 @@ use hickory_proto::rr::rdata::tlsa::{CertUsage, Matching, Selector};
 use hickory_proto::rr::rdata::{A, MX, TLSA, TXT};
 use hickory_proto::rr::{Name, RData, Record};
 use mxray_model::{
-    DaneVerdict, DnssecStatus, MtaStsStatus, MxKind, PkixVerdict, StarttlsVerdict, StrippingSignal,
+    DaneVerdict, DnssecStatus, DomainVerdict, MtaStsStatus, MxKind, PkixVerdict, StarttlsVerdict,
+    StrippingSignal,
 };
 
 use crate::dns::{DynamicZone, TTL};
-use crate::https::PolicySpec;
-use crate::pki::CertKind;
-use crate::smtp::{HostSpec, SmtpBehaviour};
-use crate::world::{ExpectedPosture, Posture};
+use crate::oracle::{ExpectedPosture, PostureExt as _};
+use crate::spec::{CertKind, HostSpec, PolicySpec, SmtpBehaviour};
 
 /// Number of shared MX hosts (`mx1.shared.lab.test` ... in 127.0.20.0/24).
 pub(crate) const SHARED_HOSTS: u8 = 4;
@@ -217,23 +216,23 @@ impl Synthetic {
         };
         let host = self.mx_host(i);
         let hosts: Vec<&str> = host.iter().map(|s| s.as_str()).collect();
-        let good = Posture::plain_good(&hosts, dnssec);
+        let good = DomainVerdict::plain_good(&hosts, dnssec);
         let (case, p) = match self.profile(i) {
             Profile::NullMx => (
                 "synthetic:null-mx",
-                Posture::no_hosts(MxKind::NullMx, dnssec),
+                DomainVerdict::no_hosts(MxKind::NullMx, dnssec),
             ),
             Profile::Shared => ("synthetic:shared-mx", good),
             Profile::Dane => (
                 "synthetic:dane",
-                Posture {
+                DomainVerdict {
                     dane: DaneVerdict::Valid,
                     ..good
                 },
             ),
             Profile::StsEnforce => (
                 "synthetic:mta-sts-enforce",
-                Posture {
+                DomainVerdict {
                     mta_sts: MtaStsStatus::Enforce,
                     mta_sts_compliant: Some(true),
                     tls_rpt: true,
@@ -242,7 +241,7 @@ impl Synthetic {
             ),
             Profile::StsTesting => (
                 "synthetic:mta-sts-testing",
-                Posture {
+                DomainVerdict {
                     mta_sts: MtaStsStatus::Testing,
                     mta_sts_compliant: Some(true),
                     ..good
@@ -252,7 +251,7 @@ impl Synthetic {
                 PoolProfile::Good => ("synthetic:distinct-good", good),
                 PoolProfile::NoStarttls => (
                     "synthetic:distinct-no-starttls",
-                    Posture {
+                    DomainVerdict {
                         starttls: StarttlsVerdict::None,
                         pkix: PkixVerdict::NotApplicable,
                         ..good
@@ -260,28 +259,28 @@ impl Synthetic {
                 ),
                 PoolProfile::SelfSigned => (
                     "synthetic:distinct-self-signed",
-                    Posture {
+                    DomainVerdict {
                         pkix: PkixVerdict::None,
                         ..good
                     },
                 ),
                 PoolProfile::Expired => (
                     "synthetic:distinct-expired",
-                    Posture {
+                    DomainVerdict {
                         pkix: PkixVerdict::None,
                         ..good
                     },
                 ),
                 PoolProfile::WrongName => (
                     "synthetic:distinct-wrong-name",
-                    Posture {
+                    DomainVerdict {
                         pkix: PkixVerdict::None,
                         ..good
                     },
                 ),
                 PoolProfile::Reject454 => (
                     "synthetic:distinct-starttls-454",
-                    Posture {
+                    DomainVerdict {
                         starttls: StarttlsVerdict::None,
                         pkix: PkixVerdict::NotApplicable,
                         stripping_suspected: true,

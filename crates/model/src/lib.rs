@@ -2,7 +2,8 @@
 //!
 //! What it does: defines the six records of DESIGN.md ([`ScanRecord`], [`DomainRecord`],
 //! [`DnsHostRecord`], [`SmtpProbeRecord`], [`CertificateRecord`], [`MtaStsPolicyRecord`]) and
-//! the canary verdict [`CanaryResultRecord`],
+//! the canary verdict [`CanaryResultRecord`], the verdict fields of a `domain` record on their
+//! own ([`DomainVerdict`], from [`DomainRecord::verdict`]: what the lab expects per domain),
 //! the verdict vocabularies ([`MxKind`], [`DaneVerdict`], [`MtaStsStatus`], ...), the tagged
 //! [`Record`] used on JSON lines, and [`SCHEMA_VERSION`]. Field names are the wire format for
 //! JSON, ClickHouse and Parquet alike; their rustdoc is the data dictionary. Each record struct
@@ -29,10 +30,12 @@ extern crate self as mxray_model;
 pub mod columns;
 mod records;
 mod time;
+mod verdict;
 mod vocab;
 
 pub use records::*;
 pub use time::UtcTime;
+pub use verdict::DomainVerdict;
 pub use vocab::*;
 
 use serde::{Deserialize, Serialize};

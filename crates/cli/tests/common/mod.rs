@@ -1,10 +1,13 @@
 //! Helpers shared by the binary's integration tests: run `mxray`, insist on success.
 #![allow(dead_code, unreachable_pub)]
 
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use mxray_model::DomainVerdict;
 
 /// A `mxray` command with RUST_LOG cleared (so stderr holds only what users see).
 pub fn mxray() -> Command {
@@ -75,4 +78,43 @@ impl Drop for RemoteLab {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Where the verdicts of a scan (`got`, by domain) differ from the lab's (`want`), for a
+/// readable failure message before `assert_eq!(got, want)`: one line per differing field,
+/// found through the verdict's JSON form (so every field counts, without a list of them),
+/// plus the domains missing from either side. Empty when `got == want`.
+pub fn verdict_differences(
+    got: &BTreeMap<String, DomainVerdict>,
+    want: &BTreeMap<String, DomainVerdict>,
+) -> String {
+    let json = |v: &DomainVerdict| match serde_json::to_value(v) {
+        Ok(serde_json::Value::Object(m)) => m,
+        other => panic!("a verdict is not a JSON object: {other:?}"),
+    };
+    let mut out = Vec::new();
+    for (domain, w) in want {
+        match got.get(domain) {
+            None => out.push(format!("{domain}: no domain record")),
+            Some(g) if g == w => {}
+            Some(g) => {
+                let (g, w) = (json(g), json(w));
+                for (field, wv) in &w {
+                    let gv = g
+                        .get(field)
+                        .map_or_else(|| "(absent)".into(), |v| v.to_string());
+                    if g.get(field) != Some(wv) {
+                        out.push(format!("{domain}: {field} = {gv}, expected {wv}"));
+                    }
+                }
+            }
+        }
+    }
+    for domain in got.keys().filter(|d| !want.contains_key(*d)) {
+        out.push(format!("{domain}: a domain record, but not a lab domain"));
+    }
+    if out.is_empty() {
+        return String::new();
+    }
+    format!("{} differences:\n{}", out.len(), out.join("\n"))
 }
