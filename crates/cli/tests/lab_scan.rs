@@ -9,7 +9,7 @@ use std::process::Command;
 use mxray_lab::{LabOptions, PortChoice};
 use mxray_model::{DomainRecord, DomainVerdict, Record};
 
-fn scan(vantage: &str, epoch: u32) -> BTreeMap<String, DomainRecord> {
+fn scan(vantage: &str, epoch: u32, synthetic: usize) -> BTreeMap<String, DomainRecord> {
     let dir = tempfile::tempdir().expect("tmp");
     let out = Command::new(env!("CARGO_BIN_EXE_mxray"))
         .args([
@@ -22,6 +22,7 @@ fn scan(vantage: &str, epoch: u32) -> BTreeMap<String, DomainRecord> {
             vantage,
         ])
         .args(["--lab-epoch", &epoch.to_string()])
+        .args(["--lab-domains", &synthetic.to_string()])
         // The tarpit case would hold each scan for the 20 s greeting timeout.
         .args(["--timeout", "3"])
         .arg("--out")
@@ -41,16 +42,17 @@ fn scan(vantage: &str, epoch: u32) -> BTreeMap<String, DomainRecord> {
     domains
 }
 
-fn check(vantage: &str, epoch: u32) {
+fn check(vantage: &str, epoch: u32, synthetic: usize) {
     let expected = mxray_lab::expected_postures(&LabOptions {
         ports: PortChoice::High,
         epoch,
+        synthetic_domains: synthetic,
         ..LabOptions::default()
     })
     .expect("lab table");
     let want: BTreeMap<String, DomainVerdict> = mxray_lab::expected_verdicts(&expected, vantage);
 
-    let got: BTreeMap<String, DomainVerdict> = scan(vantage, epoch)
+    let got: BTreeMap<String, DomainVerdict> = scan(vantage, epoch, synthetic)
         .into_iter()
         .map(|(domain, rec)| (domain, rec.verdict()))
         .collect();
@@ -66,15 +68,27 @@ fn check(vantage: &str, epoch: u32) {
 
 #[test]
 fn lab_scan_matches_expected_postures_clean_vantage() {
-    check("clean", 0);
+    check("clean", 0, 0);
 }
 
 #[test]
 fn lab_scan_matches_expected_postures_isp_vantage() {
-    check("isp", 0);
+    check("isp", 0, 0);
 }
 
 #[test]
 fn lab_scan_matches_expected_postures_epoch_1() {
-    check("clean", 1);
+    check("clean", 1, 0);
+}
+
+/// The synthetic population (`--lab-domains`: every pool profile, shared and distinct hosts)
+/// is judged against its own expectations too, not only counted.
+#[test]
+fn lab_scan_of_synthetic_domains_matches_their_expected_postures() {
+    check("clean", 0, 2000);
+}
+
+#[test]
+fn lab_scan_of_synthetic_domains_matches_their_expected_postures_isp_vantage() {
+    check("isp", 0, 2000);
 }

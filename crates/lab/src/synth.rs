@@ -280,13 +280,14 @@ impl Synthetic {
                 ),
                 PoolProfile::Reject454 => (
                     "synthetic:distinct-starttls-454",
+                    // A 454 to STARTTLS is a weak signal (DESIGN.md): recorded, and not
+                    // `stripping_suspected`, as in the `starttls-454` case.
                     DomainVerdict {
                         starttls: StarttlsVerdict::None,
                         pkix: PkixVerdict::NotApplicable,
-                        stripping_suspected: true,
-                        stripping_signals: vec![StrippingSignal::StarttlsRejected],
                         ..good
-                    },
+                    }
+                    .signal(StrippingSignal::StarttlsRejected),
                 ),
             },
         };
