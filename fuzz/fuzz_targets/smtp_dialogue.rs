@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
     if mode & 1 == 1 {
         d.on_implicit_tls_established();
     }
-    let mut parser = ReplyParser::new(cfg.max_line, cfg.max_reply);
+    let mut parser = ReplyParser::new(cfg.limits.max_line, cfg.limits.max_reply);
     parser.feed(wire);
     let mut closed = false;
     // Each reply moves the dialogue on by one step; a dialogue has fewer than 16 steps.

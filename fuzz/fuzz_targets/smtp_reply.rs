@@ -11,7 +11,7 @@ use mxray_smtp::ProbeConfig;
 /// The replies of `data` delivered in reads split at `cuts` (ascending offsets).
 fn parse(data: &[u8], cuts: &[usize]) -> Vec<Result<Reply, ReplyError>> {
     let cfg = ProbeConfig::default();
-    let mut p = ReplyParser::new(cfg.max_line, cfg.max_reply);
+    let mut p = ReplyParser::new(cfg.limits.max_line, cfg.limits.max_reply);
     let mut out = Vec::new();
     let mut start = 0;
     let ends = cuts.iter().copied().chain(std::iter::once(data.len()));

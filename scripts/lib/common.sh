@@ -44,11 +44,26 @@ apt_ensure() {
         pkg_installed "$p" || missing+=("$p")
     done
     [ "${#missing[@]}" -eq 0 ] && return 0
+    # Tests run in parallel and may want the same package at once; apt takes its own lock and
+    # fails at once when another apt holds it. So installs take turns, and a turn that finds
+    # its packages installed by the one before it does nothing.
+    local lock_fd
+    exec {lock_fd}>>"${TMPDIR:-/tmp}/mxray-apt.lock"
+    flock "$lock_fd"
+    missing=()
+    for p in "$@"; do
+        pkg_installed "$p" || missing+=("$p")
+    done
+    if [ "${#missing[@]}" -eq 0 ]; then
+        exec {lock_fd}>&-
+        return 0
+    fi
     if ! is_root; then
         if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
             log "installing with sudo: ${missing[*]}"
             sudo -n env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
             sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+            exec {lock_fd}>&-
             return 0
         fi
         die "missing Debian packages (install them as root): apt-get install ${missing[*]}"
@@ -70,6 +85,7 @@ apt_ensure() {
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
     fi
     [ "$ours" -eq 1 ] && rm -f "$policy"
+    exec {lock_fd}>&-
     return "$rc"
 }
 

@@ -65,6 +65,22 @@ impl Cluster {
         out
     }
 
+    /// The last lines of every node's error log and stdout, for a failure message: a node
+    /// that died or refused is otherwise only "client error (Connect)".
+    fn log_tails(&self) -> String {
+        let mut out = String::new();
+        for node in self.urls.keys() {
+            for file in ["log/clickhouse-server.err.log", "log/stdout.log"] {
+                let path = self.state.path().join(node).join(file);
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = lines[lines.len().saturating_sub(15)..].join("\n");
+                out.push_str(&format!("\n--- {node} {file}:\n{tail}"));
+            }
+        }
+        out
+    }
+
     /// `URL/DATABASE` of a node.
     fn db_url(&self, node: &str, db: &str) -> String {
         format!("{}{db}", self.urls[node])
@@ -129,16 +145,21 @@ fn ok(o: Output, what: &str) -> String {
 
 /// `mxray migrate --cluster` through `node`; its output.
 fn migrate_cluster(cluster: &Cluster, node: &str, db: &str, what: &str) -> String {
-    ok(
-        mxray_output(&[
-            "migrate",
-            "--clickhouse",
-            &cluster.db_url(node, db),
-            "--cluster",
-            CLUSTER,
-        ]),
-        what,
-    )
+    let out = mxray_output(&[
+        "migrate",
+        "--clickhouse",
+        &cluster.db_url(node, db),
+        "--cluster",
+        CLUSTER,
+    ]);
+    if !out.status.success() {
+        panic!(
+            "{what} failed: {}{}",
+            String::from_utf8_lossy(&out.stderr),
+            cluster.log_tails()
+        );
+    }
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// `mxray scan --lab --lab-domains N` with `extra` arguments into ClickHouse at `url` and
@@ -267,14 +288,40 @@ fn a_campaign_survives_a_killed_replica_and_equals_a_single_server() {
         assert!(!log.contains("spill"), "scanner {i} spilled: {log}");
     }
 
-    // Replication settles, then every node answers the same.
-    for url in cluster.urls.values() {
-        for &kind in TABLES {
-            execute(
-                url,
-                &format!("SYSTEM SYNC REPLICA {db}.{}_local", kind.table()),
-            );
+    // Replication settles, then every node answers the same. On 18.16 `SYSTEM SYNC REPLICA`
+    // can return before a restarted replica has even read the log entries it missed, so the
+    // replicas are given a bounded time to converge; the assertions below still fail if they
+    // never do.
+    let local_counts = || -> BTreeMap<(&str, &str), u64> {
+        let mut counts = BTreeMap::new();
+        for (node, url) in &cluster.urls {
+            for &kind in TABLES {
+                let sql = format!("SELECT count() FROM {db}.{}_local FINAL", kind.table());
+                counts.insert((node.as_str(), kind.table()), query_u64(url, &sql));
+            }
         }
+        counts
+    };
+    let converged = |c: &BTreeMap<(&str, &str), u64>| {
+        TABLES.iter().all(|k| {
+            let t = k.table();
+            c[&("s1r1", t)] == c[&("s1r2", t)] && c[&("s2r1", t)] == c[&("s2r2", t)]
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        for url in cluster.urls.values() {
+            for &kind in TABLES {
+                execute(
+                    url,
+                    &format!("SYSTEM SYNC REPLICA {db}.{}_local", kind.table()),
+                );
+            }
+        }
+        if converged(&local_counts()) || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
     }
     let single = single_server();
     let ref_db = format!("cluster_ref_{}", std::process::id());

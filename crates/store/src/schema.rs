@@ -420,10 +420,15 @@ impl View {
         let mut after_source_keyword = false;
         for piece in select.split_inclusive(|c: char| c.is_whitespace()) {
             let word = piece.trim_end();
-            let table = after_source_keyword && RecordKind::ALL.iter().any(|k| k.table() == word);
+            // The name ends where the identifier does: `scans)` closes a subquery.
+            let name_len = word
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(word.len());
+            let name = &word[..name_len];
+            let table = after_source_keyword && RecordKind::ALL.iter().any(|k| k.table() == name);
             if table {
-                out.push_str(&format!("{}.{word}", quote_ident(database)));
-                out.push_str(&piece[word.len()..]);
+                out.push_str(&format!("{}.{name}", quote_ident(database)));
+                out.push_str(&piece[name.len()..]);
             } else {
                 out.push_str(piece);
             }
