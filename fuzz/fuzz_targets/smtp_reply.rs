@@ -19,16 +19,10 @@ fn parse(data: &[u8], cuts: &[usize]) -> Vec<Result<Reply, ReplyError>> {
         let piece = &data[start..end];
         start = end;
         p.feed(piece);
-        loop {
-            match p.next_reply() {
-                Ok(Some(r)) => out.push(Ok(r)),
-                Ok(None) => break,
-                // The driver stops reading at the first error.
-                Err(e) => {
-                    out.push(Err(e));
-                    return out;
-                }
-            }
+        out.extend(p.complete_replies());
+        // The driver stops reading at the first error.
+        if out.last().is_some_and(|r| r.is_err()) {
+            return out;
         }
     }
     out

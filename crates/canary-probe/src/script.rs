@@ -126,11 +126,7 @@ mod tests {
     use super::*;
 
     fn reply(code: u16) -> Reply {
-        Reply {
-            code,
-            lines: vec![String::new()],
-            raw: Vec::new(),
-        }
+        Reply::from_lines(code, &[""])
     }
 
     fn sent(step: Step) -> String {

@@ -265,13 +265,7 @@ pub(crate) async fn start(
 async fn serve_udp(sock: Arc<UdpSocket>, zone: Arc<Zone>, upstream: SocketAddr) {
     let mut buf = vec![0u8; 4096];
     loop {
-        let (n, peer) = match sock.recv_from(&mut buf).await {
-            Ok(x) => x,
-            Err(_) => {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                continue;
-            }
-        };
+        let (n, peer) = mxray_net::recv_datagram(&sock, &mut buf).await;
         let data = buf.get(..n).unwrap_or_default().to_vec();
         let (sock, zone) = (sock.clone(), zone.clone());
         tokio::spawn(async move {

@@ -574,14 +574,7 @@ pub(crate) async fn serve_udp(sock: UdpSocket, authority: Arc<Authority>, mode: 
 async fn udp_worker(sock: Arc<UdpSocket>, authority: Arc<Authority>, mode: Mode) {
     let mut buf = vec![0u8; 4096];
     loop {
-        let (n, peer) = match sock.recv_from(&mut buf).await {
-            Ok(x) => x,
-            Err(_) => {
-                // e.g. ICMP errors surfacing on Linux: never spin.
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                continue;
-            }
-        };
+        let (n, peer) = mxray_net::recv_datagram(&sock, &mut buf).await;
         let data = &buf[..n];
         let out = match parse_query(data) {
             Ok(req) => encode_udp(&req, &authority.respond(&req, mode)),

@@ -265,23 +265,16 @@ impl Lab {
         ));
         let zone_name =
             |s: &str| Name::from_ascii(format!("{s}.")).map_err(|e| LabError::Dns(e.to_string()));
+        let synthetic_zone = |zone: &'static str, signing| {
+            let synth = Arc::new(synth::SynthZone {
+                synth: synthetic.clone(),
+                zone,
+            });
+            dns::Zone::new_dynamic(zone_name(zone)?, signing, synth)
+        };
         let extra = vec![
-            dns::Zone::new_dynamic(
-                zone_name(SYN_ZONE)?,
-                dns::Signing::Unsigned,
-                Arc::new(synth::SynthZone {
-                    synth: synthetic.clone(),
-                    zone: SYN_ZONE,
-                }),
-            )?,
-            dns::Zone::new_dynamic(
-                zone_name(SSYN_ZONE)?,
-                dns::Signing::Signed,
-                Arc::new(synth::SynthZone {
-                    synth: synthetic.clone(),
-                    zone: SSYN_ZONE,
-                }),
-            )?,
+            synthetic_zone(SYN_ZONE, dns::Signing::Unsigned)?,
+            synthetic_zone(SSYN_ZONE, dns::Signing::Signed)?,
         ];
         let catalogue::Built {
             zones,

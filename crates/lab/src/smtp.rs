@@ -297,20 +297,24 @@ async fn session_inner(mut stream: TcpStream, spec: HostSpec, pki: Arc<Pki>) -> 
             .await
             .ok()?
             .ok()?;
-        d.tls_started();
-        let mut tls = BufReader::new(tls);
-        let _ = converse(&mut tls, &mut d).await;
-        let _ = tls.get_mut().shutdown().await;
-        return Some(());
+        return converse_in_tls(tls, &mut d).await;
     }
     let acceptor = acceptor(pki, spec)?;
     let tls = tokio::time::timeout(LINE_TIMEOUT, acceptor.accept(tcp))
         .await
         .ok()?
         .ok()?;
+    converse_in_tls(tls, &mut d).await
+}
+
+/// The dialogue after a completed TLS handshake, whichever engine made it; then close.
+async fn converse_in_tls<S: AsyncRead + AsyncWrite + Unpin>(
+    tls: S,
+    d: &mut Dialogue,
+) -> Option<()> {
     d.tls_started();
     let mut tls = BufReader::new(tls);
-    let _ = converse(&mut tls, &mut d).await;
+    let _ = converse(&mut tls, d).await;
     let _ = tls.get_mut().shutdown().await;
     Some(())
 }

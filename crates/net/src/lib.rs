@@ -11,7 +11,7 @@
 //!
 //! For mxray's own servers (the canary, the lab, the hostile-peer fixtures) it has one piece of
 //! the other side: [`accept`], an accept loop step that backs off on `accept()` errors such as
-//! EMFILE instead of spinning.
+//! EMFILE instead of spinning, and [`recv_datagram`], the same for a UDP server's receive.
 //!
 //! Two small helpers every record writer uses live here too, as the lowest crate all of them
 //! depend on: [`tls`] (the one rustls client configuration builder, [`tls::client_config`],
@@ -57,6 +57,26 @@ pub async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed; backing off");
                 tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
+        }
+    }
+}
+
+/// How long [`recv_datagram`] waits after a failed `recv_from()`. Shorter than
+/// [`ACCEPT_BACKOFF`]: the usual cause is one ICMP error of one earlier send, not a lasting
+/// condition, and a DNS server should not stall on it.
+pub const RECV_BACKOFF: Duration = Duration::from_millis(5);
+
+/// The next datagram of `sock` into `buf`: its length and sender. A failed `recv_from()` (on
+/// Linux an ICMP error of an earlier send surfaces here) is retried after [`RECV_BACKOFF`]:
+/// retrying at once could spin while errors are queued.
+pub async fn recv_datagram(sock: &tokio::net::UdpSocket, buf: &mut [u8]) -> (usize, SocketAddr) {
+    loop {
+        match sock.recv_from(buf).await {
+            Ok(got) => return got,
+            Err(e) => {
+                tracing::debug!(error = %e, "recv_from failed; backing off");
+                tokio::time::sleep(RECV_BACKOFF).await;
             }
         }
     }

@@ -28,6 +28,18 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// The reply a server sends as `lines` under `code`: what [`ReplyParser`] would return for
+    /// those lines on the wire (raw bytes included). For servers, fixtures and tests.
+    pub fn from_lines(code: u16, lines: &[&str]) -> Reply {
+        let mut reply = Reply {
+            code,
+            lines: lines.iter().map(|l| (*l).to_owned()).collect(),
+            raw: Vec::new(),
+        };
+        reply.raw = format!("{}\r\n", reply.display_lines()).into_bytes();
+        reply
+    }
+
     /// 2xx.
     pub fn is_positive(&self) -> bool {
         (200..300).contains(&self.code)
@@ -145,6 +157,22 @@ impl ReplyParser {
         self.buf.len() + self.pending_raw.len()
     }
 
+    /// Every reply complete in the bytes fed so far, in order. An error ends the list (a
+    /// reader stops at the first bad reply: what follows it cannot be framed).
+    pub fn complete_replies(&mut self) -> Vec<Result<Reply, ReplyError>> {
+        let mut out = Vec::new();
+        loop {
+            match self.next_reply() {
+                Ok(Some(r)) => out.push(Ok(r)),
+                Ok(None) => return out,
+                Err(e) => {
+                    out.push(Err(e));
+                    return out;
+                }
+            }
+        }
+    }
+
     /// The next complete reply, `Ok(None)` when more bytes are needed.
     pub fn next_reply(&mut self) -> Result<Option<Reply>, ReplyError> {
         loop {
@@ -249,18 +277,7 @@ mod tests {
     fn parse_all(bytes: &[u8]) -> Vec<Result<Reply, ReplyError>> {
         let mut p = ReplyParser::new(512, 4096);
         p.feed(bytes);
-        let mut out = Vec::new();
-        loop {
-            match p.next_reply() {
-                Ok(Some(r)) => out.push(Ok(r)),
-                Ok(None) => break,
-                Err(e) => {
-                    out.push(Err(e));
-                    break;
-                }
-            }
-        }
-        out
+        p.complete_replies()
     }
 
     #[test]

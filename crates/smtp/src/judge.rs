@@ -271,11 +271,7 @@ mod tests {
     use mxray_model::{DnssecStatus, StrippingSignal, TlsaRecord};
 
     fn reply(code: u16, lines: &[&str]) -> Reply {
-        Reply {
-            code,
-            lines: lines.iter().map(|s| s.to_string()).collect(),
-            raw: Vec::new(),
-        }
+        Reply::from_lines(code, lines)
     }
 
     fn facts(obs: Observations) -> SessionFacts {

@@ -477,11 +477,7 @@ mod tests {
     use super::*;
 
     fn reply(code: u16, lines: &[&str]) -> Reply {
-        Reply {
-            code,
-            lines: lines.iter().map(|s| s.to_string()).collect(),
-            raw: Vec::new(),
-        }
+        Reply::from_lines(code, lines)
     }
 
     #[test]

@@ -20,15 +20,8 @@ pub(crate) struct LabArgs {
     /// the table.
     #[arg(long, requires = "list")]
     pub json: bool,
-    /// Add N synthetic domains.
-    #[arg(long, default_value_t = 0)]
-    pub lab_domains: usize,
-    /// Seed of the synthetic mix.
-    #[arg(long, default_value_t = 1)]
-    pub lab_seed: u64,
-    /// Simulated time (see `mxray scan --lab-epoch`).
-    #[arg(long, default_value_t = 0)]
-    pub lab_epoch: u32,
+    #[command(flatten)]
+    pub world: LabWorldArgs,
     /// Ports: `auto` (53/25/443 when they can be bound, else high ports), `standard`, `high`.
     #[arg(long, default_value = "auto", value_parser = ["auto", "standard", "high"])]
     pub lab_ports: String,
@@ -36,6 +29,33 @@ pub(crate) struct LabArgs {
     /// directory under the system temporary directory).
     #[arg(long)]
     pub lab_dir: Option<std::path::PathBuf>,
+}
+
+/// What lab to build: the same options for `mxray lab` and `mxray scan --lab`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct LabWorldArgs {
+    /// Add N synthetic domains to the lab (a realistic mix, for benchmarks).
+    #[arg(long, default_value_t = 0)]
+    pub lab_domains: usize,
+    /// Seed of the synthetic mix.
+    #[arg(long, default_value_t = 1)]
+    pub lab_seed: u64,
+    /// Simulated time; from epoch 1 on, one host that offered STARTTLS is stripped for every
+    /// client (for history_regression).
+    #[arg(long, default_value_t = 0)]
+    pub lab_epoch: u32,
+}
+
+impl LabWorldArgs {
+    /// The lab's options, on `ports`.
+    pub(crate) fn options(&self, ports: PortChoice) -> LabOptions {
+        LabOptions {
+            synthetic_domains: self.lab_domains,
+            seed: self.lab_seed,
+            ports,
+            epoch: self.lab_epoch,
+        }
+    }
 }
 
 /// What a scanner needs to reach a running lab: written by `mxray lab --lab-dir DIR` to
@@ -116,12 +136,7 @@ pub(crate) async fn run(_settings: &Settings, args: &LabArgs) -> anyhow::Result<
         "high" => PortChoice::High,
         _ => PortChoice::Auto,
     };
-    let opts = LabOptions {
-        synthetic_domains: args.lab_domains,
-        seed: args.lab_seed,
-        ports,
-        epoch: args.lab_epoch,
-    };
+    let opts = args.world.options(ports);
     if args.list {
         let expected = mxray_lab::expected_postures(&opts).context("building the lab table")?;
         if args.json {
@@ -153,7 +168,7 @@ pub(crate) async fn run(_settings: &Settings, args: &LabArgs) -> anyhow::Result<
     lab.canary_control_key()
         .write_new(&canary_key)
         .context("writing the lab canary's control key")?;
-    let endpoints = LabEndpoints::of(&lab, args.lab_domains);
+    let endpoints = LabEndpoints::of(&lab, args.world.lab_domains);
     std::fs::write(dir.join(DOMAINS_FILE), endpoints.domains.join("\n") + "\n")
         .context("writing the domain list")?;
     // Written last and renamed into place: a scanner waiting for it sees a complete file.

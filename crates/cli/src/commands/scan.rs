@@ -23,16 +23,9 @@ pub(crate) struct ScanArgs {
     /// Scan the built-in loopback lab instead (starts it, scans it, stops it).
     #[arg(long)]
     pub lab: bool,
-    /// With --lab: add N synthetic domains (a realistic mix, for benchmarks).
-    #[arg(long, default_value_t = 0)]
-    pub lab_domains: usize,
-    /// With --lab: seed of the synthetic mix.
-    #[arg(long, default_value_t = 1)]
-    pub lab_seed: u64,
-    /// With --lab: simulated time; from epoch 1 on, one host that offered STARTTLS is stripped
-    /// for every client (for history_regression).
-    #[arg(long, default_value_t = 0)]
-    pub lab_epoch: u32,
+    // With --lab: which lab (the options `mxray lab` has too).
+    #[command(flatten)]
+    pub lab_world: super::lab::LabWorldArgs,
     /// Scan a lab that runs in another process (`mxray lab --lab-dir DIR`): its resolver,
     /// trust anchor, CA and ports come from DIR/lab.json, its domains from the lab unless a
     /// domains file is given. For benchmarks that measure the scanner alone.
@@ -113,15 +106,10 @@ pub(crate) async fn run(settings: &Settings, args: &ScanArgs) -> anyhow::Result<
         if args.input.is_some() {
             return Err(UsageError("give either a domains file or --lab, not both".into()).into());
         }
-        let started = Lab::start(LabOptions {
-            synthetic_domains: args.lab_domains,
-            seed: args.lab_seed,
-            epoch: args.lab_epoch,
-            ..LabOptions::default()
-        })
-        .await
-        .context("starting the lab")?;
-        let mut e = super::lab::LabEndpoints::of(&started, args.lab_domains);
+        let started = Lab::start(args.lab_world.options(LabOptions::default().ports))
+            .await
+            .context("starting the lab")?;
+        let mut e = super::lab::LabEndpoints::of(&started, args.lab_world.lab_domains);
         configure_for_lab(&mut settings, &e, &out_dir)?;
         let list = e.domains.join("\n") + "\n";
         lab_domains = Some(e.domains.len() as u64);
