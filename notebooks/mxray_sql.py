@@ -51,7 +51,8 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
-#: The views the queries share (``scan_dates``): one ``SELECT`` per file, over the tables below.
+#: The views the queries share (``scan_dates``, ...): one ``SELECT`` per file, over the tables
+#: below and the other views.
 #: ``mxray migrate`` creates them in ClickHouse from the same files; here they are made in the
 #: chDB session.
 VIEWS_DIR = SQL_DIR / "views"
@@ -66,12 +67,27 @@ TABLES = SCAN_TABLES + ("ip_asn",)
 
 
 def view_definitions() -> dict[str, str]:
-    """Each view of the library by name: its ``SELECT`` (the file without its comment header)."""
-    views = {}
+    """Each view of the library by name: its ``SELECT`` (the file without its comment header),
+    in an order that creates a view after the views it reads (``starttls_observations`` joins
+    ``scan_dates``)."""
+    selects = {}
     for path in sorted(VIEWS_DIR.glob("*.sql")):
         lines = path.read_text(encoding="utf-8").splitlines()
-        views[path.stem] = "\n".join(l for l in lines if not l.lstrip().startswith("--")).strip()
-    return views
+        selects[path.stem] = "\n".join(l for l in lines if not l.lstrip().startswith("--")).strip()
+
+    def reads(select: str) -> set[str]:
+        return {m.group(1) for m in re.finditer(r"\b(?:FROM|JOIN)\s+([A-Za-z_]\w*)", select,
+                                                re.IGNORECASE)}
+
+    ordered: dict[str, str] = {}
+    while len(ordered) < len(selects):
+        ready = [name for name, select in selects.items() if name not in ordered
+                 and all(v in ordered for v in reads(select) & selects.keys() - {name})]
+        if not ready:
+            raise ValueError(f"views read each other in a cycle: {sorted(selects.keys() - ordered.keys())}")
+        for name in ready:
+            ordered[name] = selects[name]
+    return ordered
 
 
 #: The names a query may read: the tables and the views.

@@ -13,28 +13,13 @@
 --   results: probe results now (sorted, distinct)
 --   signals: stripping signals recorded now (sorted, distinct)
 WITH
-    observed AS (
-        SELECT
-            s.scan_date AS scan_date,
-            p.vantage AS vantage,
-            p.ip AS ip,
-            p.port AS port,
-            max(toUInt8(p.starttls_advertised = 1)) AS offered,
-            arraySort(groupUniqArray(ifNull(p.sni, ''))) AS hosts,
-            arraySort(groupUniqArray(p.result)) AS results,
-            arraySort(groupUniqArrayArray(p.stripping_signals)) AS signals
-        FROM smtp_probes AS p
-        INNER JOIN scan_dates AS s ON p.scan_id = s.scan_id AND p.vantage = s.vantage
-        WHERE p.result IN ('starttls_ok', 'no_starttls') OR p.starttls_advertised = 1
-        GROUP BY scan_date, vantage, ip, port
-    ),
     latest AS (
         SELECT vantage, max(scan_date) AS now_date FROM scan_dates GROUP BY vantage
     ),
     offered_before AS (
         SELECT o.vantage AS vantage, o.ip AS ip, o.port AS port,
             min(o.scan_date) AS first_offered, max(o.scan_date) AS last_offered
-        FROM observed AS o
+        FROM starttls_observations AS o
         INNER JOIN latest AS l ON l.vantage = o.vantage
         WHERE o.offered = 1 AND o.scan_date < l.now_date
         GROUP BY vantage, ip, port
@@ -49,7 +34,7 @@ SELECT
     o.hosts AS hosts,
     o.results AS results,
     o.signals AS signals
-FROM observed AS o
+FROM starttls_observations AS o
 INNER JOIN latest AS l ON l.vantage = o.vantage AND l.now_date = o.scan_date
 INNER JOIN offered_before AS b ON b.vantage = o.vantage AND b.ip = o.ip AND b.port = o.port
 WHERE o.offered = 0

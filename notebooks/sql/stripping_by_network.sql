@@ -40,20 +40,12 @@ WITH
         INNER JOIN scan_dates AS s ON p.scan_id = s.scan_id AND p.vantage = s.vantage
         ARRAY JOIN p.stripping_signals AS signal
     ),
-    observed AS (
-        SELECT s.scan_date AS scan_date, p.vantage AS vantage, p.ip AS ip, p.port AS port,
-            max(toUInt8(p.starttls_advertised = 1)) AS offered
-        FROM smtp_probes AS p
-        INNER JOIN scan_dates AS s ON p.scan_id = s.scan_id AND p.vantage = s.vantage
-        WHERE p.result IN ('starttls_ok', 'no_starttls') OR p.starttls_advertised = 1
-        GROUP BY scan_date, vantage, ip, port
-    ),
     disagreement AS (
         SELECT o.scan_date AS scan_date, o.vantage AS vantage, o.ip AS ip, o.port AS port,
             'vantage_disagreement' AS signal
-        FROM observed AS o
+        FROM starttls_observations AS o
         INNER JOIN (
-            SELECT DISTINCT scan_date, ip, port FROM observed WHERE offered = 1
+            SELECT DISTINCT scan_date, ip, port FROM starttls_observations WHERE offered = 1
         ) AS w ON w.scan_date = o.scan_date AND w.ip = o.ip AND w.port = o.port
         WHERE o.offered = 0
     ),

@@ -12,22 +12,6 @@
 --   hosts: MX host names (SNI) probed on this IP from this vantage (sorted)
 --   results: probe results from this vantage (sorted, distinct)
 --   signals: stripping signals recorded in this vantage's probes (sorted, distinct)
-WITH
-    observed AS (
-        SELECT
-            s.scan_date AS scan_date,
-            p.vantage AS vantage,
-            p.ip AS ip,
-            p.port AS port,
-            max(toUInt8(p.starttls_advertised = 1)) AS offered,
-            arraySort(groupUniqArray(ifNull(p.sni, ''))) AS hosts,
-            arraySort(groupUniqArray(p.result)) AS results,
-            arraySort(groupUniqArrayArray(p.stripping_signals)) AS signals
-        FROM smtp_probes AS p
-        INNER JOIN scan_dates AS s ON p.scan_id = s.scan_id AND p.vantage = s.vantage
-        WHERE p.result IN ('starttls_ok', 'no_starttls') OR p.starttls_advertised = 1
-        GROUP BY scan_date, vantage, ip, port
-    )
 SELECT
     o.scan_date AS scan_date,
     o.vantage AS vantage,
@@ -37,10 +21,10 @@ SELECT
     o.hosts AS hosts,
     o.results AS results,
     o.signals AS signals
-FROM observed AS o
+FROM starttls_observations AS o
 INNER JOIN (
     SELECT scan_date, ip, port, arraySort(groupUniqArray(vantage)) AS seen_by
-    FROM observed
+    FROM starttls_observations
     WHERE offered = 1
     GROUP BY scan_date, ip, port
 ) AS w ON w.scan_date = o.scan_date AND w.ip = o.ip AND w.port = o.port

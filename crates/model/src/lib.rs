@@ -51,9 +51,9 @@ use serde::{Deserialize, Serialize};
 /// TLS engine: `smtp_probe` gains `tls_engine`, `tls_fallback_reason`,
 /// `tls_fallback_detail`, `tls_fallback_transcript`, `tls_legacy`, `domain` gains
 /// `tls_legacy`; new `pkix_error` values `weak_key`, `weak_signature`; 4, `scan` gains
-/// `campaign`; 5, the database view `scan_dates` (the records are those of version 4, so files
-/// of versions 4 and 5 have the same columns).
-pub const SCHEMA_VERSION: u32 = 5;
+/// `campaign`; 5, the database view `scan_dates`; 6, the view `starttls_observations` (the records of versions 4 to 6 are the same, so their files have the
+/// same columns).
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// A string that is not part of a vocabulary.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -59,13 +59,26 @@ ORDER BY d.scanned_at DESC\n    LIMIT 1 BY scan_date, vantage, domain\n)\n\
 WHERE suspected = 1\nORDER BY scan_date, vantage, domain\n",
 };
 
-/// The view `scan_dates` that the per-date queries join on (created by `mxray migrate` and by
-/// notebooks/mxray_sql.py from this one file).
-pub const SCAN_DATES: SqlFile = SqlFile {
-    name: "scan_dates",
-    path: "notebooks/sql/views/scan_dates.sql",
-    text: include_str!("../../../notebooks/sql/views/scan_dates.sql"),
-};
+macro_rules! views {
+    ($($konst:ident => $name:literal,)+) => {
+        $(
+            #[doc = concat!("The view of notebooks/sql/views/", $name, ".sql (created by `mxray \
+                             migrate` and by notebooks/mxray_sql.py from that one file).")]
+            pub const $konst: SqlFile = SqlFile {
+                name: $name,
+                path: concat!("notebooks/sql/views/", $name, ".sql"),
+                text: include_str!(concat!("../../../notebooks/sql/views/", $name, ".sql")),
+            };
+        )+
+        /// The views the queries read, each after the views it reads.
+        pub const VIEWS: &[SqlFile] = &[$($konst),+];
+    };
+}
+
+views! {
+    SCAN_DATES => "scan_dates",
+    STARTTLS_OBSERVATIONS => "starttls_observations",
+}
 
 /// Every query the page can link to, in page order, then the views they use.
 pub const ALL: &[SqlFile] = &[
@@ -80,6 +93,7 @@ pub const ALL: &[SqlFile] = &[
     STRIPPING_BY_NETWORK,
     IP_ASN_LOOKUP,
     SCAN_DATES,
+    STARTTLS_OBSERVATIONS,
 ];
 
 #[cfg(test)]
@@ -96,16 +110,39 @@ mod tests {
 
     #[test]
     fn the_page_carries_every_view_its_queries_read() {
-        // A reader who copies a query from the page needs the view too.
+        // A reader who copies a query from the page needs the views too.
         for q in ALL {
-            if q.text.contains("scan_dates") {
-                assert!(ALL.contains(&SCAN_DATES), "{}", q.path);
+            for view in VIEWS {
+                if q.text.contains(view.name) {
+                    assert!(ALL.contains(view), "{} reads {}", q.path, view.name);
+                }
+                assert!(
+                    !q.text.contains(&format!("{} AS (", view.name)),
+                    "{} defines {} again",
+                    q.path,
+                    view.name
+                );
             }
-            assert!(
-                !q.text.contains("scan_dates AS ("),
-                "{} defines scan_dates again",
-                q.path
-            );
         }
+    }
+
+    #[test]
+    fn every_view_of_the_library_is_on_the_page() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../notebooks/sql/views");
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .expect("notebooks/sql/views")
+            .filter_map(|e| {
+                e.ok()?
+                    .file_name()
+                    .to_str()?
+                    .strip_suffix(".sql")
+                    .map(str::to_owned)
+            })
+            .collect();
+        files.sort();
+        let mut listed: Vec<&str> = VIEWS.iter().map(|v| v.name).collect();
+        listed.sort_unstable();
+        assert_eq!(files, listed);
     }
 }

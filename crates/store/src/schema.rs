@@ -410,8 +410,8 @@ impl View {
             .to_owned()
     }
 
-    /// The `SELECT` with every record table it reads (a name after `FROM` or `JOIN`) qualified
-    /// by `database`. Needed on a cluster: the other nodes run an `ON CLUSTER` statement in
+    /// The `SELECT` with every record table and view it reads (a name after `FROM` or `JOIN`)
+    /// qualified by `database`. Needed on a cluster: the other nodes run an `ON CLUSTER` statement in
     /// their default database, so an unqualified name would point there (seen on 18.16:
     /// "Table default.scans doesn't exist").
     pub fn select_in(&self, database: &str) -> String {
@@ -425,7 +425,9 @@ impl View {
                 .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
                 .unwrap_or(word.len());
             let name = &word[..name_len];
-            let table = after_source_keyword && RecordKind::ALL.iter().any(|k| k.table() == name);
+            let table = after_source_keyword
+                && (RecordKind::ALL.iter().any(|k| k.table() == name)
+                    || views().any(|v| v.name == name));
             if table {
                 out.push_str(&format!("{}.{name}", quote_ident(database)));
                 out.push_str(&piece[name.len()..]);
@@ -446,6 +448,13 @@ impl View {
 pub const SCAN_DATES: View = View {
     name: "scan_dates",
     file: include_str!("../../../notebooks/sql/views/scan_dates.sql"),
+};
+
+/// `starttls_observations`: per scan date, vantage and destination whose sessions reached an
+/// EHLO answer, whether STARTTLS was offered: what the stripping queries compare.
+pub const STARTTLS_OBSERVATIONS: View = View {
+    name: "starttls_observations",
+    file: include_str!("../../../notebooks/sql/views/starttls_observations.sql"),
 };
 
 /// A column added to an existing table by a migration.
@@ -607,6 +616,13 @@ pub const MIGRATIONS: &[Migration] = &[
         add_columns: &[],
         views: &[SCAN_DATES],
     },
+    Migration {
+        version: 6,
+        description: "view starttls_observations (shared by the stripping queries)",
+        creates: &[],
+        add_columns: &[],
+        views: &[STARTTLS_OBSERVATIONS],
+    },
 ];
 
 /// The schema version this binary creates and understands.
@@ -631,7 +647,7 @@ pub fn ddl_statements(database: &str) -> Vec<String> {
     out
 }
 
-/// Every view of the current schema.
+/// Every view of the current schema, in creation order (a view after the views it reads).
 pub fn views() -> impl Iterator<Item = &'static View> {
     MIGRATIONS.iter().flat_map(|m| m.views.iter())
 }
@@ -667,6 +683,47 @@ mod tests {
             !SCAN_DATES.select().contains('`'),
             "the file names unqualified tables"
         );
+    }
+
+    #[test]
+    fn every_view_file_is_created_after_the_views_it_reads() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../notebooks/sql/views");
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .expect("notebooks/sql/views")
+            .filter_map(|e| {
+                e.ok()?
+                    .file_name()
+                    .to_str()?
+                    .strip_suffix(".sql")
+                    .map(str::to_owned)
+            })
+            .collect();
+        files.sort();
+        let mut created: Vec<&str> = views().map(|v| v.name).collect();
+        created.sort_unstable();
+        assert_eq!(
+            files, created,
+            "every view file is created by a migration, once"
+        );
+        let mut before: Vec<&str> = Vec::new();
+        for view in views() {
+            let qualified = view.select_in("db");
+            for other in views() {
+                if qualified.contains(&format!("`db`.{} ", other.name)) {
+                    assert!(
+                        before.contains(&other.name),
+                        "{} reads {} before it exists",
+                        view.name,
+                        other.name
+                    );
+                }
+            }
+            before.push(view.name);
+        }
+        assert!(STARTTLS_OBSERVATIONS
+            .select_in("db")
+            .contains("INNER JOIN `db`.scan_dates AS s"));
     }
 
     #[test]
