@@ -6,28 +6,29 @@
 //! `starttls` like any other; this field lets researchers group the domains whose mail can
 //! only travel over deprecated TLS (RFC 8996) to some MX host. See docs/verdicts.md.
 
-use mxray_model::{ProbeResult, SmtpProbeRecord};
+use mxray_model::ProbeResult;
 
+use crate::cached::ProbeFacts;
 use crate::verdict::HostFacts;
 
 /// Whether one host's TLS is legacy-only.
-pub fn host_tls_legacy(probes: &[&SmtpProbeRecord]) -> bool {
+pub fn host_tls_legacy<P: ProbeFacts>(probes: &[&P]) -> bool {
     let mut with_tls = probes
         .iter()
-        .filter(|p| p.result == ProbeResult::StarttlsOk)
+        .filter(|p| p.result() == ProbeResult::StarttlsOk)
         .peekable();
-    with_tls.peek().is_some() && with_tls.all(|p| p.tls_legacy)
+    with_tls.peek().is_some() && with_tls.all(|p| p.tls_legacy())
 }
 
 /// The domain field: any MX host whose TLS is legacy-only.
-pub fn tls_legacy(hosts: &[HostFacts<'_>]) -> bool {
+pub fn tls_legacy<P: ProbeFacts>(hosts: &[HostFacts<'_, P>]) -> bool {
     hosts.iter().any(|h| host_tls_legacy(&h.probes))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mxray_model::examples;
+    use mxray_model::{examples, SmtpProbeRecord};
 
     fn probe(ok: bool, legacy: bool) -> SmtpProbeRecord {
         let mut p = examples::smtp_probe();
@@ -48,7 +49,7 @@ mod tests {
         assert!(host_tls_legacy(&[&legacy, &plain]));
         assert!(!host_tls_legacy(&[&legacy, &modern]));
         assert!(!host_tls_legacy(&[&plain]));
-        assert!(!host_tls_legacy(&[]));
+        assert!(!host_tls_legacy::<SmtpProbeRecord>(&[]));
     }
 
     #[test]

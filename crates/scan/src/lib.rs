@@ -8,9 +8,11 @@
 //! What it does not: parse command lines or draw progress bars (the binary observes
 //! [`Progress`] counters), speak any protocol itself (mxray-dns, mxray-smtp, mxray-mtasts do).
 //!
-//! Main types: [`Scanner`] (the engines and the per-scan de-duplication), [`run_scan`] with
-//! [`ScanJob`] / [`ScanOutcome`], [`Unit`] (one domain's records, one journal line),
-//! [`verdict::assemble`], [`report::Report`] (adoption shares and their time series, DANE and
+//! Main types: [`Scanner`] (the engines and the per-scan de-duplication, bounded by
+//! [`MemoryBounds`]; the probe map holds [`cached::CachedProbe`]s, the verdict inputs only),
+//! [`run_scan`] with [`ScanJob`] / [`ScanOutcome`], [`Unit`] (one domain's records, one
+//! journal line), [`verdict::assemble`] (over [`cached::ProbeFacts`]: full records or cached
+//! entries), [`report::Report`] (adoption shares and their time series, DANE and
 //! MTA-STS problems, stripping findings with evidence, vantage disagreements, history
 //! regressions: the one computation behind the text, JSON and HTML reports),
 //! [`campaign::CampaignStatus`] (which shard runs make up a campaign, which are missing).
@@ -23,6 +25,7 @@
 //! assert!(matches!(r.next_item().unwrap(), Some(InputItem::Junk(_))));
 //! ```
 
+pub mod cached;
 pub mod campaign;
 pub mod driver;
 pub mod input;

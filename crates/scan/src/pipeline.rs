@@ -27,6 +27,7 @@ use mxray_smtp::{ProbeTarget, Prober};
 use tokio::sync::{mpsc, OnceCell};
 use uuid::Uuid;
 
+use crate::cached::{cert_key, name_digest, CachedProbe};
 use crate::recent::{RecentMap, RecentSet};
 use crate::verdict::{self, DomainFacts, HostFacts};
 
@@ -261,14 +262,32 @@ pub struct Unit {
     pub records: Vec<Record>,
 }
 
-/// Probe results shared between domains: one probe per key per scan.
-type ProbeKey = (IpAddr, u16, Option<String>);
-type ProbeCell = Arc<OnceCell<Arc<SmtpProbeRecord>>>;
+/// Probe results shared between domains: one probe per key (IP, port, SNI) per scan.
+pub(crate) type ProbeKey = (IpAddr, u16, Option<Box<str>>);
+type ProbeCell = Arc<OnceCell<Arc<CachedProbe>>>;
+
+fn probe_key(target: &ProbeTarget) -> ProbeKey {
+    (target.ip, target.port, target.sni.as_deref().map(Box::from))
+}
 
 /// How much per-scan state is kept, in entries ([`crate::recent`]): past these bounds the
 /// least recently used entries are forgotten, so memory does not grow with the input.
-/// Defaults, with the measured cost per entry in docs/benchmarks.md: 100,000 probes (a slim
-/// probe is a few hundred bytes), 200,000 host names and 200,000 certificate hashes.
+/// Defaults: 100,000 probes, 200,000 host names, 200,000 certificate hashes.
+///
+/// Cost per entry (`std::mem::size_of` on x86-64, printed by the test
+/// `cached::tests::entry_sizes_stay_small`; heap sizes are the strings' lengths rounded up
+/// to malloc's size classes, hash-table slack not counted):
+/// - probe: key `(IpAddr, u16, Option<Box<str>>)` 40 B plus the SNI name (~32 B), a
+///   `OnceCell` 56 B and a [`CachedProbe`] 88 B, each behind an `Arc` (+16 B): about 250 B.
+///   (Before: a 552-byte `SmtpProbeRecord` with its ip, SNI and version strings, a 48-byte
+///   key: about 800 B.)
+/// - host name: a 128-bit [`name_digest`], 16 B, no heap (before: a `String`, ~56 B). Two
+///   names with the same digest (odds ~2^-64 at 2^32 names) would make one skip its
+///   `dns_host` record or its second lookup.
+/// - certificate: the SHA-256 as `[u8; 32]` ([`cert_key`]), 32 B (before: 64 hex
+///   characters in a `String`, ~104 B).
+///
+/// So the three maps at their bounds hold about 35 MB instead of about 110 MB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemoryBounds {
     /// Distinct (IP, port, SNI) probes remembered.
@@ -292,11 +311,14 @@ impl Default for MemoryBounds {
 #[derive(Debug)]
 struct Shared {
     probes: Mutex<RecentMap<ProbeKey, ProbeCell>>,
-    hosts_written: Mutex<RecentSet<String>>,
-    certs_written: Mutex<RecentSet<String>>,
-    /// Destinations and hosts already given their second attempt (once per scan).
+    /// [`name_digest`]s of the hosts whose `dns_host` record was written.
+    hosts_written: Mutex<RecentSet<u128>>,
+    /// [`cert_key`]s (SHA-256 bytes) of the certificates written.
+    certs_written: Mutex<RecentSet<[u8; 32]>>,
+    /// Destinations and hosts ([`name_digest`]) already given their second attempt (once per
+    /// scan).
     retried_probes: Mutex<RecentSet<ProbeKey>>,
-    retried_hosts: Mutex<RecentSet<String>>,
+    retried_hosts: Mutex<RecentSet<u128>>,
     /// Domains waiting for their second attempt, with their first attempt.
     deferred: Mutex<std::collections::VecDeque<Deferred>>,
 }
@@ -420,19 +442,16 @@ impl Scanner {
         for r in &unit.records {
             match r {
                 Record::DnsHost(h) => {
-                    lock(&self.shared.hosts_written).insert(h.host.clone());
+                    lock(&self.shared.hosts_written).insert(name_digest(&h.host));
                 }
                 Record::Certificate(c) => {
-                    lock(&self.shared.certs_written).insert(c.sha256.clone());
+                    lock(&self.shared.certs_written).insert(cert_key(&c.sha256));
                 }
                 Record::SmtpProbe(p) => {
-                    if let Ok(ip) = p.ip.parse::<IpAddr>() {
-                        let cell = OnceCell::new_with(Some(Arc::new(slim_probe(&mut p.clone()))));
-                        lock(&self.shared.probes).insert(
-                            (ip, p.port, p.sni.clone()),
-                            Arc::new(cell),
-                            in_flight,
-                        );
+                    if let Some(cached) = CachedProbe::from_record(p) {
+                        let key = (cached.ip, p.port, p.sni.as_deref().map(Box::from));
+                        let cell = OnceCell::new_with(Some(Arc::new(cached)));
+                        lock(&self.shared.probes).insert(key, Arc::new(cell), in_flight);
                     }
                 }
                 _ => {}
@@ -639,7 +658,7 @@ impl Scanner {
             if *fresh {
                 r.attempt = 2;
                 records.push(Record::DnsHost(r.clone()));
-            } else if lock(&self.shared.hosts_written).insert(r.host.clone()) {
+            } else if lock(&self.shared.hosts_written).insert(name_digest(&r.host)) {
                 records.push(Record::DnsHost(r.clone()));
             }
             host_records.push(r);
@@ -650,15 +669,9 @@ impl Scanner {
         let probe_jobs = hosts.iter().map(|h| self.probe_host(h, progress, again));
         let (probe_sets, sts) =
             tokio::join!(join_all(probe_jobs), self.mta_sts(domain, &dns, progress));
-        let mut probes_per_host: Vec<Vec<Arc<SmtpProbeRecord>>> = Vec::with_capacity(hosts.len());
-        for (probes, mut new_records) in probe_sets {
-            for p in &probes {
-                if p.error_class.is_some_and(ProbeErrorClass::is_transient) {
-                    if let Ok(ip) = p.ip.parse::<IpAddr>() {
-                        plan.probes.push((ip, p.port, p.sni.clone()));
-                    }
-                }
-            }
+        let mut probes_per_host: Vec<Vec<Arc<CachedProbe>>> = Vec::with_capacity(hosts.len());
+        for (probes, mut new_records, mut transient) in probe_sets {
+            plan.probes.append(&mut transient);
             probes_per_host.push(probes);
             records.append(&mut new_records);
         }
@@ -670,7 +683,7 @@ impl Scanner {
             .iter()
             .zip(&probes_per_host)
             .map(|(h, probes)| {
-                let probes: Vec<&SmtpProbeRecord> = probes.iter().map(|p| p.as_ref()).collect();
+                let probes: Vec<&CachedProbe> = probes.iter().map(|p| p.as_ref()).collect();
                 verdict::mx_tls_facts(&h.host, &probes)
             })
             .collect();
@@ -718,7 +731,7 @@ impl Scanner {
     /// attempt that found it failed (once per scan). True when resolved again.
     async fn host(&self, name: &str, again: Option<&RetryPlan>) -> (Arc<HostDns>, bool) {
         let retry = again.is_some_and(|p| p.hosts.iter().any(|h| h == name))
-            && lock(&self.shared.retried_hosts).insert(name.to_owned());
+            && lock(&self.shared.retried_hosts).insert(name_digest(name));
         if retry {
             (self.dns.host_again(name).await, true)
         } else {
@@ -726,46 +739,54 @@ impl Scanner {
         }
     }
 
-    /// Probes every address of one host once per scan; returns the probes and the records this
-    /// call was first to produce. What is probed depends on the host alone
-    /// ([`crate::targets`]), never on the domain that asked.
+    /// Probes every address of one host once per scan; returns the delivery port's probes,
+    /// the records this call was first to produce, and the delivery-port destinations whose
+    /// probe failed transiently (for the second attempt). What is probed depends on the host
+    /// alone ([`crate::targets`]), never on the domain that asked.
     async fn probe_host(
         &self,
         host: &HostDns,
         progress: &Progress,
         again: Option<&RetryPlan>,
-    ) -> (Vec<Arc<SmtpProbeRecord>>, Vec<Record>) {
+    ) -> (Vec<Arc<CachedProbe>>, Vec<Record>, Vec<ProbeKey>) {
         let delivery = mxray_smtp::delivery_port(&self.smtp_ports);
         let jobs = self
             .smtp_ports
             .iter()
             .flat_map(|&port| crate::targets::host_targets(host, port, None))
             .map(|target| {
-                let key = (target.ip, target.port, target.sni.clone());
+                let key = probe_key(&target);
                 let retry = again.is_some_and(|p| p.probes.contains(&key))
-                    && lock(&self.shared.retried_probes).insert(key);
-                self.probe_once(target, progress, retry)
+                    && lock(&self.shared.retried_probes).insert(key.clone());
+                async move {
+                    let (p, new) = self.probe_once(key.clone(), target, progress, retry).await;
+                    (key, p, new)
+                }
             });
         let mut probes = Vec::new();
         let mut records = Vec::new();
-        for (p, mut new) in join_all(jobs).await {
+        let mut transient = Vec::new();
+        for (key, p, mut new) in join_all(jobs).await {
             if p.port == delivery {
+                if p.error_class.is_some_and(ProbeErrorClass::is_transient) {
+                    transient.push(key);
+                }
                 probes.push(p);
             }
             records.append(&mut new);
         }
-        (probes, records)
+        (probes, records, transient)
     }
 
     /// The probe of one destination, shared: the first caller probes, the others wait for
     /// it. `again`: replace a first attempt that failed transiently with a second one.
     async fn probe_once(
         &self,
+        key: ProbeKey,
         target: ProbeTarget,
         progress: &Progress,
         again: bool,
-    ) -> (Arc<SmtpProbeRecord>, Vec<Record>) {
-        let key = (target.ip, target.port, target.sni.clone());
+    ) -> (Arc<CachedProbe>, Vec<Record>) {
         let cell = if again {
             let fresh = ProbeCell::default();
             lock(&self.shared.probes).insert(key, fresh.clone(), in_flight);
@@ -786,14 +807,13 @@ impl Scanner {
                     progress.probe_errors.fetch_add(1, Ordering::Relaxed);
                 }
                 for c in out.certificates {
-                    if lock(&self.shared.certs_written).insert(c.sha256.clone()) {
+                    if lock(&self.shared.certs_written).insert(cert_key(&c.sha256)) {
                         produced.push(Record::Certificate(c));
                     }
                 }
-                let mut record = out.record;
-                let slim = slim_probe(&mut record);
-                produced.push(Record::SmtpProbe(record));
-                Arc::new(slim)
+                let cached = CachedProbe::new(target.ip, &out.record);
+                produced.push(Record::SmtpProbe(out.record));
+                Arc::new(cached)
             })
             .await
             .clone();
@@ -835,46 +855,6 @@ pub async fn mta_sts_input(resolver: &dyn DnsSource, domain: &str, dns: &DomainD
         txt_records: dns.mta_sts.records.clone(),
         policy_host_addrs,
     }
-}
-
-/// What the probe cache keeps of a probe: the verdict inputs, not the transcript and raw
-/// replies (those went to the sink). Keeps the cache at a few hundred bytes per destination, so
-/// a scan of millions of domains holds its probe map in memory. The big fields are moved out
-/// of `r` while it is cloned and then put back, so they are never copied.
-fn slim_probe(r: &mut SmtpProbeRecord) -> SmtpProbeRecord {
-    use std::mem::take;
-    let banner = take(&mut r.banner);
-    let ehlo_keywords = take(&mut r.ehlo_keywords);
-    let ehlo_raw = take(&mut r.ehlo_raw);
-    let starttls_reply_text = take(&mut r.starttls_reply_text);
-    let error_detail = take(&mut r.error_detail);
-    let post_tls_ehlo_keywords = take(&mut r.post_tls_ehlo_keywords);
-    let transcript = take(&mut r.transcript);
-    let tls_fallback_detail = take(&mut r.tls_fallback_detail);
-    let tls_fallback_transcript = take(&mut r.tls_fallback_transcript);
-    // Not verdict inputs either (the verdicts read result, classes, reached/advertised/
-    // forced, TLS version and legacy, PKIX, DANE, signals and RFC 8460 results).
-    let vantage = take(&mut r.vantage);
-    let cipher = take(&mut r.cipher);
-    let kx_group = take(&mut r.kx_group);
-    let dane_match = take(&mut r.dane_match);
-    let chain_sha256 = take(&mut r.chain_sha256);
-    let slim = r.clone();
-    r.banner = banner;
-    r.ehlo_keywords = ehlo_keywords;
-    r.ehlo_raw = ehlo_raw;
-    r.starttls_reply_text = starttls_reply_text;
-    r.error_detail = error_detail;
-    r.post_tls_ehlo_keywords = post_tls_ehlo_keywords;
-    r.transcript = transcript;
-    r.tls_fallback_detail = tls_fallback_detail;
-    r.tls_fallback_transcript = tls_fallback_transcript;
-    r.vantage = vantage;
-    r.cipher = cipher;
-    r.kx_group = kx_group;
-    r.dane_match = dane_match;
-    r.chain_sha256 = chain_sha256;
-    slim
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

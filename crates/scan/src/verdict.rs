@@ -13,18 +13,21 @@ use std::collections::BTreeSet;
 use mxray_model::*;
 use mxray_mtasts::MxTlsFacts;
 
-/// The observations of one MX host: its DNS record and the probes of its addresses.
+use crate::cached::ProbeFacts;
+
+/// The observations of one MX host: its DNS record and the probes of its addresses, as full
+/// records or as the scan's cached entries ([`crate::cached::CachedProbe`]).
 #[derive(Debug, Clone)]
-pub struct HostFacts<'a> {
+pub struct HostFacts<'a, P: ProbeFacts = SmtpProbeRecord> {
     /// The host's DNS collection.
     pub dns: &'a DnsHostRecord,
     /// The SMTP probes of the host's addresses (shared with other domains using the host).
-    pub probes: Vec<&'a SmtpProbeRecord>,
+    pub probes: Vec<&'a P>,
 }
 
 /// Everything known about one domain when its verdict is assembled.
 #[derive(Debug, Clone)]
-pub struct DomainFacts<'a> {
+pub struct DomainFacts<'a, P: ProbeFacts = SmtpProbeRecord> {
     pub domain: &'a str,
     pub mx_kind: MxKind,
     pub mx_rcode: DnsOutcome,
@@ -33,7 +36,7 @@ pub struct DomainFacts<'a> {
     /// DNS errors of the domain-level lookups, `dns:<class>: <detail>`.
     pub dns_errors: &'a [String],
     /// One entry per MX host with DNS data, in MX order.
-    pub hosts: Vec<HostFacts<'a>>,
+    pub hosts: Vec<HostFacts<'a, P>>,
     /// The MTA-STS record (always present in a full scan: `none` is a status too).
     pub mta_sts: Option<&'a MtaStsPolicyRecord>,
     /// MTA-STS compliance from `mxray_mtasts::compliance` over [`mx_tls_facts`] (null without
@@ -50,20 +53,18 @@ pub struct DomainFacts<'a> {
 /// Whether the probe's session reached a successful EHLO/HELO: only such sessions say
 /// anything about STARTTLS or DANE. Refused, timed-out, tarpitted, 4xx/5xx-greeting and closed
 /// sessions did not (DESIGN.md `starttls`).
-pub fn reached(p: &SmtpProbeRecord) -> bool {
-    p.reached_ehlo
+pub fn reached<P: ProbeFacts + ?Sized>(p: &P) -> bool {
+    p.reached_ehlo()
 }
 
-fn tls_ok(p: &SmtpProbeRecord) -> bool {
-    p.result == ProbeResult::StarttlsOk
+fn tls_ok<P: ProbeFacts + ?Sized>(p: &P) -> bool {
+    p.result() == ProbeResult::StarttlsOk
 }
 
 /// The probe-level DANE results of a host whose TLSA RRset is secure (DANE applies to the host
 /// itself, whatever domain points to it).
-fn host_has_secure_tlsa(h: &HostFacts<'_>) -> bool {
-    h.probes
-        .iter()
-        .any(|p| mxray_smtp::tlsrpt::host_dane_applies(p))
+fn host_has_secure_tlsa<P: ProbeFacts>(h: &HostFacts<'_, P>) -> bool {
+    h.probes.iter().any(|p| p.host_dane_applies())
 }
 
 /// The DANE verdict of one MX host as one domain sees it.
@@ -79,7 +80,7 @@ fn host_has_secure_tlsa(h: &HostFacts<'_>) -> bool {
 /// - Otherwise the worst result of the probes that reached EHLO (`valid`, `unusable`,
 ///   `mismatch`, `no_tls`); no probe reached EHLO: `unverified` (or `unusable`, which DNS
 ///   alone tells).
-pub fn host_dane(mx_dnssec: DnssecStatus, h: &HostFacts<'_>) -> DaneVerdict {
+pub fn host_dane<P: ProbeFacts>(mx_dnssec: DnssecStatus, h: &HostFacts<'_, P>) -> DaneVerdict {
     if h.dns.addresses.is_empty() {
         let bogus = [h.dns.a_dnssec, h.dns.aaaa_dnssec, h.dns.address_dnssec]
             .contains(&DnssecStatus::Bogus);
@@ -89,11 +90,11 @@ pub fn host_dane(mx_dnssec: DnssecStatus, h: &HostFacts<'_>) -> DaneVerdict {
             DaneVerdict::None
         };
     }
-    if h.probes.iter().any(|p| p.dane == DaneVerdict::Bogus) {
+    if h.probes.iter().any(|p| p.dane() == DaneVerdict::Bogus) {
         return DaneVerdict::Bogus;
     }
     if !host_has_secure_tlsa(h) {
-        return if h.probes.iter().any(|p| p.dane == DaneVerdict::Insecure)
+        return if h.probes.iter().any(|p| p.dane() == DaneVerdict::Insecure)
             || (!h.dns.tlsa.is_empty() && h.probes.is_empty())
         {
             DaneVerdict::Insecure
@@ -106,7 +107,7 @@ pub fn host_dane(mx_dnssec: DnssecStatus, h: &HostFacts<'_>) -> DaneVerdict {
     }
     h.probes
         .iter()
-        .map(|p| p.dane)
+        .map(|p| p.dane())
         .filter(|v| *v != DaneVerdict::Unverified)
         .max_by_key(|v| v.severity())
         .unwrap_or(DaneVerdict::Unverified)
@@ -150,35 +151,39 @@ pub fn aggregate_dane(mx_dnssec: DnssecStatus, hosts: &[DaneVerdict]) -> DaneVer
 /// MTA-STS facts of one MX host: the host passes only if every address that reached EHLO
 /// completed STARTTLS with a PKIX-valid certificate (a sender may be sent to any of them);
 /// a host none of whose addresses reached EHLO is `unreached` and only pattern-checked.
-pub fn mx_tls_facts(host: &str, probes: &[&SmtpProbeRecord]) -> MxTlsFacts {
-    let reached: Vec<&SmtpProbeRecord> = probes.iter().copied().filter(|p| reached(p)).collect();
-    let ok = !reached.is_empty() && reached.iter().all(|p| tls_ok(p));
-    let pkix = ok && reached.iter().all(|p| p.pkix_valid == Some(true));
+pub fn mx_tls_facts<P: ProbeFacts>(host: &str, probes: &[&P]) -> MxTlsFacts {
+    let reached: Vec<&P> = probes.iter().copied().filter(|p| reached(*p)).collect();
+    let ok = !reached.is_empty() && reached.iter().all(|p| tls_ok(*p));
+    let pkix = ok && reached.iter().all(|p| p.pkix_valid() == Some(true));
     MxTlsFacts {
         host: host.to_owned(),
         starttls_ok: ok,
-        tls_version: reached.iter().find_map(|p| p.tls_version.clone()),
+        tls_version: reached
+            .iter()
+            .find_map(|p| p.tls_version().map(str::to_owned)),
         pkix_valid: pkix,
-        pkix_error: reached.iter().find_map(|p| p.pkix_error),
-        dane: reached.iter().map(|p| p.dane).max_by_key(|d| d.severity()),
+        pkix_error: reached.iter().find_map(|p| p.pkix_error()),
+        dane: reached
+            .iter()
+            .map(|p| p.dane())
+            .max_by_key(|d| d.severity()),
         unreached: reached.is_empty(),
     }
 }
 
 /// Assembles the `domain` record.
-pub fn assemble(
-    facts: &DomainFacts<'_>,
+pub fn assemble<P: ProbeFacts>(
+    facts: &DomainFacts<'_, P>,
     scan_id: uuid::Uuid,
     vantage: &str,
     scanned_at: UtcTime,
 ) -> DomainRecord {
-    let probes: Vec<&SmtpProbeRecord> = facts
+    let probes: Vec<&P> = facts
         .hosts
         .iter()
         .flat_map(|h| h.probes.iter().copied())
         .collect();
-    let reached_probes: Vec<&SmtpProbeRecord> =
-        probes.iter().copied().filter(|p| reached(p)).collect();
+    let reached_probes: Vec<&P> = probes.iter().copied().filter(|p| reached(*p)).collect();
     let has_mail_hosts =
         matches!(facts.mx_kind, MxKind::Mx | MxKind::Implicit) && !facts.mx_hosts.is_empty();
 
@@ -189,20 +194,20 @@ pub fn assemble(
     } else if reached_probes.is_empty() {
         StarttlsVerdict::Unreachable
     } else {
-        match reached_probes.iter().filter(|p| tls_ok(p)).count() {
+        match reached_probes.iter().filter(|p| tls_ok(**p)).count() {
             0 => StarttlsVerdict::None,
             n if n == reached_probes.len() => StarttlsVerdict::All,
             _ => StarttlsVerdict::Some,
         }
     };
 
-    let with_tls: Vec<&SmtpProbeRecord> = probes.iter().copied().filter(|p| tls_ok(p)).collect();
+    let with_tls: Vec<&P> = probes.iter().copied().filter(|p| tls_ok(*p)).collect();
     let pkix = if with_tls.is_empty() {
         PkixVerdict::NotApplicable
     } else {
         match with_tls
             .iter()
-            .filter(|p| p.pkix_valid == Some(true))
+            .filter(|p| p.pkix_valid() == Some(true))
             .count()
         {
             0 => PkixVerdict::None,
@@ -237,7 +242,7 @@ pub fn assemble(
 
     let mut signals: BTreeSet<StrippingSignal> = probes
         .iter()
-        .flat_map(|p| p.stripping_signals.iter().copied())
+        .flat_map(|p| p.stripping_signals().iter().copied())
         .collect();
     // DANE applies to the host for this domain: its TLSA is secure and so is the MX RRset.
     let under_dane = |v: DaneVerdict| {
@@ -251,7 +256,7 @@ pub fn assemble(
         (enforce || under_dane(*v))
             && h.probes
                 .iter()
-                .any(|p| reached(p) && !p.starttls_advertised)
+                .any(|p| reached(*p) && !p.starttls_advertised())
     });
     if missing {
         signals.insert(StrippingSignal::MissingDespitePolicy);
@@ -259,17 +264,18 @@ pub fn assemble(
 
     // RFC 8460 reports failures against a policy: DANE results for the hosts DANE applies
     // to for this domain; the MTA-STS side brings its own (`sts_tlsrpt_results`).
-    let mut tlsrpt: BTreeSet<TlsRptResult> = facts
+    let mut tlsrpt: BTreeSet<TlsRptResult> = BTreeSet::new();
+    for (h, _) in facts
         .hosts
         .iter()
         .zip(&host_verdicts)
         .filter(|(_, v)| under_dane(**v))
-        .flat_map(|(h, _)| {
-            h.probes
-                .iter()
-                .flat_map(|p| mxray_smtp::tlsrpt::for_probe(p, true))
-        })
-        .collect();
+    {
+        for p in &h.probes {
+            // Borrowed from a cached probe: no copy per domain.
+            tlsrpt.extend(p.tlsrpt_under_dane().iter().copied());
+        }
+    }
     tlsrpt.extend(facts.sts_tlsrpt_results.iter().copied());
     if dane == DaneVerdict::Bogus || host_verdicts.contains(&DaneVerdict::Bogus) {
         tlsrpt.insert(TlsRptResult::DnssecInvalid);
@@ -285,8 +291,8 @@ pub fn assemble(
         );
     }
     for p in &probes {
-        if let Some(c) = p.error_class {
-            errors.push(format!("smtp:{c}: {}:{}", p.ip, p.port));
+        if let Some(c) = p.error_class() {
+            errors.push(format!("smtp:{c}: {}:{}", p.ip(), p.port()));
         }
     }
     if let Some(p) = facts.mta_sts {
@@ -373,11 +379,11 @@ mod tests {
         p
     }
 
-    fn facts<'a>(
-        hosts: Vec<HostFacts<'a>>,
+    fn facts<'a, P: ProbeFacts>(
+        hosts: Vec<HostFacts<'a, P>>,
         names: &'a [String],
         mx_dnssec: DnssecStatus,
-    ) -> DomainFacts<'a> {
+    ) -> DomainFacts<'a, P> {
         DomainFacts {
             domain: "example.com",
             mx_kind: MxKind::Mx,
@@ -401,7 +407,7 @@ mod tests {
         }]
     }
 
-    fn run(f: &DomainFacts<'_>) -> DomainRecord {
+    fn run<P: ProbeFacts>(f: &DomainFacts<'_, P>) -> DomainRecord {
         assemble(f, examples::scan_id(), "default", UtcTime::from_unix(0))
     }
 
@@ -480,7 +486,7 @@ mod tests {
             vec!["smtp:connect_refused: 192.0.2.7:25".to_string()]
         );
 
-        let mut f = facts(vec![], &[], DnssecStatus::Secure);
+        let mut f = facts::<SmtpProbeRecord>(vec![], &[], DnssecStatus::Secure);
         f.mx_kind = MxKind::NullMx;
         let r = run(&f);
         assert_eq!(
@@ -607,7 +613,7 @@ mod tests {
 
     #[test]
     fn rfc7672_2_1_1_a_bogus_mx_rrset_is_bogus_not_none() {
-        let mut f = facts(vec![], &[], DnssecStatus::Bogus);
+        let mut f = facts::<SmtpProbeRecord>(vec![], &[], DnssecStatus::Bogus);
         f.mx_kind = MxKind::Error;
         f.mx_rcode = DnsOutcome::ServFail;
         let r = run(&f);
@@ -625,7 +631,7 @@ mod tests {
         h.address_dnssec = DnssecStatus::Bogus;
         h.address_rcode = DnsOutcome::ServFail;
         let r = run(&facts(
-            vec![HostFacts {
+            vec![HostFacts::<SmtpProbeRecord> {
                 dns: &h,
                 probes: vec![],
             }],
@@ -775,5 +781,108 @@ mod tests {
             )
         );
         assert!(!r.stripping_suspected);
+    }
+
+    /// The pipeline judges the cache's compact entries, the tests above judge full records:
+    /// both must give every domain the same record. Varied probes (every result, class,
+    /// DANE result, PKIX error, signal; IPv4 and IPv6) over varied hosts and domains.
+    #[test]
+    fn verdicts_from_cached_probes_equal_verdicts_from_records() {
+        use crate::cached::CachedProbe;
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move |n: usize| -> usize {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        for case in 0..2_000 {
+            let dnssec = DnssecStatus::ALL;
+            let mut records: Vec<(DnsHostRecord, Vec<SmtpProbeRecord>)> = Vec::new();
+            for h in 0..1 + next(3) {
+                let mut d = host(&format!("mx{h}.example.com"), next(2) == 0, dnssec[next(4)]);
+                if next(6) == 0 {
+                    d.addresses.clear();
+                }
+                let probes = (0..next(4) as u8)
+                    .map(|i| {
+                        let mut p = examples::smtp_probe();
+                        // As mxray-smtp writes it: `IpAddr`'s canonical text.
+                        let ip: std::net::IpAddr = if next(2) == 0 {
+                            std::net::Ipv4Addr::new(192, 0, 2, i).into()
+                        } else {
+                            std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, i.into()).into()
+                        };
+                        p.ip = ip.to_string();
+                        p.result = ProbeResult::ALL[next(ProbeResult::ALL.len())];
+                        let classes = ProbeErrorClass::ALL;
+                        p.error_class = (next(2) == 0).then(|| classes[next(classes.len())]);
+                        p.reached_ehlo = next(3) != 0;
+                        p.starttls_advertised = next(2) == 0;
+                        p.starttls_forced = next(4) == 0;
+                        p.tls_version = [None, Some("TLSv1.3"), Some("TLSv1.0"), Some("odd")]
+                            [next(4)]
+                        .map(str::to_owned);
+                        p.tls_legacy = next(3) == 0;
+                        p.pkix_valid = [None, Some(true), Some(false)][next(3)];
+                        let errs = PkixError::ALL;
+                        p.pkix_error = (next(2) == 0).then(|| errs[next(errs.len())]);
+                        p.dane = DaneVerdict::ALL[next(DaneVerdict::ALL.len())];
+                        let sig = StrippingSignal::ALL;
+                        p.stripping_signals = (0..next(3)).map(|_| sig[next(sig.len())]).collect();
+                        p.tlsrpt_results.clear();
+                        p
+                    })
+                    .collect();
+                records.push((d, probes));
+            }
+            let cached: Vec<Vec<CachedProbe>> = records
+                .iter()
+                .map(|(_, ps)| {
+                    ps.iter()
+                        .map(|p| CachedProbe::from_record(p).expect("test addresses parse"))
+                        .collect()
+                })
+                .collect();
+            let names: Vec<String> = records.iter().map(|(d, _)| d.host.clone()).collect();
+            let mut pol = examples::mta_sts_policy();
+            pol.status = MtaStsStatus::ALL[next(MtaStsStatus::ALL.len())];
+            let mx_dnssec = dnssec[next(4)];
+            let full = {
+                let hosts = records
+                    .iter()
+                    .map(|(d, ps)| HostFacts {
+                        dns: d,
+                        probes: ps.iter().collect(),
+                    })
+                    .collect();
+                let mut f = facts(hosts, &names, mx_dnssec);
+                f.mta_sts = Some(&pol);
+                run(&f)
+            };
+            let compact = {
+                let hosts = records
+                    .iter()
+                    .zip(&cached)
+                    .map(|((d, _), ps)| HostFacts {
+                        dns: d,
+                        probes: ps.iter().collect(),
+                    })
+                    .collect();
+                let mut f = facts(hosts, &names, mx_dnssec);
+                f.mta_sts = Some(&pol);
+                run(&f)
+            };
+            assert_eq!(full, compact, "case {case}");
+            for ((d, ps), cs) in records.iter().zip(&cached) {
+                let ps: Vec<&SmtpProbeRecord> = ps.iter().collect();
+                let cs: Vec<&CachedProbe> = cs.iter().collect();
+                assert_eq!(
+                    mx_tls_facts(&d.host, &ps),
+                    mx_tls_facts(&d.host, &cs),
+                    "case {case}"
+                );
+            }
+        }
     }
 }
