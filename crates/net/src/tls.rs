@@ -36,16 +36,21 @@ pub fn client_config(auth: ServerAuth) -> Result<ClientConfig, rustls::Error> {
     .with_no_client_auth())
 }
 
-/// A protocol version as the records spell it: `SSLv3`, `TLSv1.0` … `TLSv1.3` (whichever
-/// engine negotiated it); anything else in rustls's debug spelling.
+/// The protocol versions and how the records spell them.
+pub const VERSION_NAMES: [(ProtocolVersion, &str); 5] = [
+    (ProtocolVersion::SSLv3, "SSLv3"),
+    (ProtocolVersion::TLSv1_0, "TLSv1.0"),
+    (ProtocolVersion::TLSv1_1, "TLSv1.1"),
+    (ProtocolVersion::TLSv1_2, "TLSv1.2"),
+    (ProtocolVersion::TLSv1_3, "TLSv1.3"),
+];
+
+/// A protocol version as the records spell it ([`VERSION_NAMES`]: `SSLv3`, `TLSv1.0` …
+/// `TLSv1.3`, whichever engine negotiated it); anything else in rustls's debug spelling.
 pub fn version_name(v: ProtocolVersion) -> String {
-    match v {
-        ProtocolVersion::SSLv3 => "SSLv3".into(),
-        ProtocolVersion::TLSv1_0 => "TLSv1.0".into(),
-        ProtocolVersion::TLSv1_1 => "TLSv1.1".into(),
-        ProtocolVersion::TLSv1_2 => "TLSv1.2".into(),
-        ProtocolVersion::TLSv1_3 => "TLSv1.3".into(),
-        other => format!("{other:?}"),
+    match VERSION_NAMES.iter().find(|(known, _)| *known == v) {
+        Some((_, name)) => (*name).to_owned(),
+        None => format!("{v:?}"),
     }
 }
 

@@ -115,19 +115,16 @@ pub struct CachedProbe {
     pub tlsrpt_under_dane: Box<[TlsRptResult]>,
 }
 
-/// The version names mxray-smtp writes, kept without a heap copy each.
-const TLS_VERSIONS: [&str; 5] = ["TLSv1.3", "TLSv1.2", "TLSv1.1", "TLSv1.0", "SSLv3"];
-
 impl CachedProbe {
     /// What the map keeps of `r`, a probe of `ip` (the target's address: `r.ip` is its text).
     pub fn new(ip: IpAddr, r: &SmtpProbeRecord) -> Self {
-        let tls_version =
-            r.tls_version
-                .as_deref()
-                .map(|v| match TLS_VERSIONS.iter().find(|k| **k == v) {
-                    Some(k) => Cow::Borrowed(*k),
-                    None => Cow::Owned(v.to_owned()),
-                });
+        let tls_version = r.tls_version.as_deref().map(|v| {
+            // The names the probe writes, kept without a heap copy each.
+            match mxray_net::tls::VERSION_NAMES.iter().find(|(_, k)| *k == v) {
+                Some((_, k)) => Cow::Borrowed(*k),
+                None => Cow::Owned(v.to_owned()),
+            }
+        });
         CachedProbe {
             ip,
             port: r.port,
