@@ -200,6 +200,22 @@ async fn bind_all(
     Err(last.unwrap_or(LabError::Dns("no free port".into())))
 }
 
+/// One DNS server of the lab (UDP and TCP on `ip`) answering in `mode`: the authoritative
+/// one the scanner validates itself, or the validating-resolver emulation (`--dnssec ad`).
+/// Its address.
+async fn serve_dns(
+    ip: Ipv4Addr,
+    mode: dns::Mode,
+    choice: PortChoice,
+    authority: &Arc<dns::Authority>,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> Result<SocketAddr, LabError> {
+    let (udp, tcp, addr) = bind_dns(ip, choice).await?;
+    tasks.push(tokio::spawn(dns::serve_udp(udp, authority.clone(), mode)));
+    tasks.push(tokio::spawn(dns::serve_tcp(tcp, authority.clone(), mode)));
+    Ok(addr)
+}
+
 async fn bind_dns(ip: Ipv4Addr, choice: PortChoice) -> Result<dns_bound::Bound, LabError> {
     let addr = |p| SocketAddr::new(IpAddr::V4(ip), p);
     if choice != PortChoice::High {
@@ -292,28 +308,22 @@ impl Lab {
         let world = Arc::new(world);
         let mut tasks = Vec::new();
 
-        let (udp, tcp, resolver) = bind_dns(DNS_IP, opts.ports).await?;
-        tasks.push(tokio::spawn(dns::serve_udp(
-            udp,
-            authority.clone(),
+        let resolver = serve_dns(
+            DNS_IP,
             dns::Mode::Authoritative,
-        )));
-        tasks.push(tokio::spawn(dns::serve_tcp(
-            tcp,
-            authority.clone(),
-            dns::Mode::Authoritative,
-        )));
-        let (udp, tcp, ad_resolver) = bind_dns(DNS_AD_IP, opts.ports).await?;
-        tasks.push(tokio::spawn(dns::serve_udp(
-            udp,
-            authority.clone(),
+            opts.ports,
+            &authority,
+            &mut tasks,
+        )
+        .await?;
+        let ad_resolver = serve_dns(
+            DNS_AD_IP,
             dns::Mode::Validating,
-        )));
-        tasks.push(tokio::spawn(dns::serve_tcp(
-            tcp,
-            authority,
-            dns::Mode::Validating,
-        )));
+            opts.ports,
+            &authority,
+            &mut tasks,
+        )
+        .await?;
 
         let hosts = world.smtp_hosts();
         let mut ips: Vec<Ipv4Addr> = hosts.iter().map(|(ip, _)| *ip).collect();

@@ -46,48 +46,57 @@ pub trait ProbeFacts {
     fn port(&self) -> u16;
 }
 
+/// The accessors of the fields [`SmtpProbeRecord`] and [`CachedProbe`] both have under the
+/// same name and meaning, written once (the `ip` is text in one and an `IpAddr` in the other;
+/// both display as the address).
+macro_rules! same_named_facts {
+    () => {
+        fn result(&self) -> ProbeResult {
+            self.result
+        }
+        fn error_class(&self) -> Option<ProbeErrorClass> {
+            self.error_class
+        }
+        fn reached_ehlo(&self) -> bool {
+            self.reached_ehlo
+        }
+        fn starttls_advertised(&self) -> bool {
+            self.starttls_advertised
+        }
+        fn tls_version(&self) -> Option<&str> {
+            self.tls_version.as_deref()
+        }
+        fn tls_legacy(&self) -> bool {
+            self.tls_legacy
+        }
+        fn pkix_valid(&self) -> Option<bool> {
+            self.pkix_valid
+        }
+        fn pkix_error(&self) -> Option<PkixError> {
+            self.pkix_error
+        }
+        fn dane(&self) -> DaneVerdict {
+            self.dane
+        }
+        fn stripping_signals(&self) -> &[StrippingSignal] {
+            &self.stripping_signals
+        }
+        fn ip(&self) -> &dyn Display {
+            &self.ip
+        }
+        fn port(&self) -> u16 {
+            self.port
+        }
+    };
+}
+
 impl ProbeFacts for SmtpProbeRecord {
-    fn result(&self) -> ProbeResult {
-        self.result
-    }
-    fn error_class(&self) -> Option<ProbeErrorClass> {
-        self.error_class
-    }
-    fn reached_ehlo(&self) -> bool {
-        self.reached_ehlo
-    }
-    fn starttls_advertised(&self) -> bool {
-        self.starttls_advertised
-    }
-    fn tls_version(&self) -> Option<&str> {
-        self.tls_version.as_deref()
-    }
-    fn tls_legacy(&self) -> bool {
-        self.tls_legacy
-    }
-    fn pkix_valid(&self) -> Option<bool> {
-        self.pkix_valid
-    }
-    fn pkix_error(&self) -> Option<PkixError> {
-        self.pkix_error
-    }
-    fn dane(&self) -> DaneVerdict {
-        self.dane
-    }
+    same_named_facts!();
     fn host_dane_applies(&self) -> bool {
         mxray_smtp::tlsrpt::host_dane_applies(self)
     }
-    fn stripping_signals(&self) -> &[StrippingSignal] {
-        &self.stripping_signals
-    }
     fn tlsrpt_under_dane(&self) -> Cow<'_, [TlsRptResult]> {
         Cow::Owned(mxray_smtp::tlsrpt::for_probe(self, true))
-    }
-    fn ip(&self) -> &dyn Display {
-        &self.ip
-    }
-    fn port(&self) -> u16 {
-        self.port
     }
 }
 
@@ -152,47 +161,12 @@ impl CachedProbe {
 }
 
 impl ProbeFacts for CachedProbe {
-    fn result(&self) -> ProbeResult {
-        self.result
-    }
-    fn error_class(&self) -> Option<ProbeErrorClass> {
-        self.error_class
-    }
-    fn reached_ehlo(&self) -> bool {
-        self.reached_ehlo
-    }
-    fn starttls_advertised(&self) -> bool {
-        self.starttls_advertised
-    }
-    fn tls_version(&self) -> Option<&str> {
-        self.tls_version.as_deref()
-    }
-    fn tls_legacy(&self) -> bool {
-        self.tls_legacy
-    }
-    fn pkix_valid(&self) -> Option<bool> {
-        self.pkix_valid
-    }
-    fn pkix_error(&self) -> Option<PkixError> {
-        self.pkix_error
-    }
-    fn dane(&self) -> DaneVerdict {
-        self.dane
-    }
+    same_named_facts!();
     fn host_dane_applies(&self) -> bool {
         self.host_dane_applies
     }
-    fn stripping_signals(&self) -> &[StrippingSignal] {
-        &self.stripping_signals
-    }
     fn tlsrpt_under_dane(&self) -> Cow<'_, [TlsRptResult]> {
         Cow::Borrowed(&self.tlsrpt_under_dane)
-    }
-    fn ip(&self) -> &dyn Display {
-        &self.ip
-    }
-    fn port(&self) -> u16 {
-        self.port
     }
 }
 

@@ -476,7 +476,7 @@ impl Scanner {
         stop: Arc<AtomicBool>,
     ) {
         let slots = Arc::new(tokio::sync::Semaphore::new(self.concurrency));
-        let mut tasks = tokio::task::JoinSet::new();
+        let mut tasks = DomainTasks::default();
         loop {
             // The semaphore is never closed.
             let Ok(slot) = slots.clone().acquire_owned().await else {
@@ -510,14 +510,8 @@ impl Scanner {
                 }
                 drop(slot);
             });
-            // Reap finished tasks so the set holds at most `concurrency` entries.
-            while let Some(done) = tasks.try_join_next() {
-                report_task_end(done);
-            }
         }
-        while let Some(done) = tasks.join_next().await {
-            report_task_end(done);
-        }
+        tasks.join_all().await;
         self.retry_deferred(&slots, &out, &progress, &stop).await;
     }
 
@@ -552,7 +546,7 @@ impl Scanner {
         let pace = governor::RateLimiter::direct(governor::Quota::per_second(
             std::num::NonZeroU32::new(self.retry_rate.max(1)).unwrap_or(std::num::NonZeroU32::MIN),
         ));
-        let mut tasks = tokio::task::JoinSet::new();
+        let mut tasks = DomainTasks::default();
         loop {
             let next = lock(&self.shared.deferred).pop_front();
             let Some(d) = next else { break };
@@ -575,13 +569,8 @@ impl Scanner {
                 let _ = out.send(unit).await;
                 drop(slot);
             });
-            while let Some(done) = tasks.try_join_next() {
-                report_task_end(done);
-            }
         }
-        while let Some(done) = tasks.join_next().await {
-            report_task_end(done);
-        }
+        tasks.join_all().await;
     }
 
     /// The second attempt of a domain: its lookups again, the failed hosts resolved again and
@@ -860,6 +849,27 @@ pub async fn mta_sts_input(resolver: &dyn DnsSource, domain: &str, dns: &DomainD
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A poisoned lock means a panic elsewhere; the data (sets of names) is still consistent.
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The spawned domain tasks of a run. Finished ones are reaped at every spawn, so the set
+/// holds about as many entries as there are concurrency slots, not one per domain so far.
+#[derive(Default)]
+struct DomainTasks(tokio::task::JoinSet<()>);
+
+impl DomainTasks {
+    fn spawn(&mut self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.0.spawn(task);
+        while let Some(done) = self.0.try_join_next() {
+            report_task_end(done);
+        }
+    }
+
+    /// Waits for every task still running.
+    async fn join_all(mut self) {
+        while let Some(done) = self.0.join_next().await {
+            report_task_end(done);
+        }
+    }
 }
 
 /// A domain task that panicked is a bug in mxray: say so loudly (its domain has no unit, so
