@@ -74,8 +74,9 @@ pub enum ColumnType {
     Time,
     /// A list of strings. ClickHouse `Array(String)`, Parquet `LIST<STRING>`.
     StrList,
-    /// TLSA records. ClickHouse `Nested(usage UInt8, selector UInt8, matching_type UInt8,
-    /// data String)`, Parquet `LIST<STRUCT<usage, selector, matching_type, data>>`.
+    /// TLSA records ([`TLSA_FIELDS`]). ClickHouse `Nested(usage UInt8, selector UInt8,
+    /// matching_type UInt8, data String)`, Parquet `LIST<STRUCT<usage, selector,
+    /// matching_type, data>>`.
     Tlsa,
 }
 
@@ -89,6 +90,31 @@ pub struct Column {
     /// `Nullable(..)` in ClickHouse, `optional` in Parquet: the field is an `Option`.
     pub nullable: bool,
 }
+
+/// The fields of a [`TlsaRecord`], in order, as the columns of a [`ColumnType::Tlsa`] value:
+/// the one list the ClickHouse `Nested` type, the Parquet struct and its writer derive from.
+pub const TLSA_FIELDS: [Column; 4] = [
+    Column {
+        name: "usage",
+        ty: ColumnType::U8,
+        nullable: false,
+    },
+    Column {
+        name: "selector",
+        ty: ColumnType::U8,
+        nullable: false,
+    },
+    Column {
+        name: "matching_type",
+        ty: ColumnType::U8,
+        nullable: false,
+    },
+    Column {
+        name: "data",
+        ty: ColumnType::Str,
+        nullable: false,
+    },
+];
 
 /// A record stored as a table row: its columns and their values, in field order.
 /// Implemented by `#[derive(Columns)]`.

@@ -13,6 +13,7 @@
 //! `dns_hosts` are a `Nested` column, `tlsa.usage`, `tlsa.selector`, `tlsa.matching_type`,
 //! `tlsa.data`, which both versions store as parallel arrays (query with `ARRAY JOIN tlsa`).
 
+use mxray_model::columns::TLSA_FIELDS;
 use mxray_model::RecordKind;
 
 pub use mxray_model::columns::{Column, ColumnType};
@@ -28,7 +29,13 @@ pub fn clickhouse_type(col: &Column) -> String {
         ColumnType::Uuid => "UUID",
         ColumnType::Time => "DateTime",
         ColumnType::StrList => "Array(String)",
-        ColumnType::Tlsa => "Nested(usage UInt8, selector UInt8, matching_type UInt8, data String)",
+        ColumnType::Tlsa => {
+            let fields: Vec<String> = TLSA_FIELDS
+                .iter()
+                .map(|f| format!("{} {}", f.name, clickhouse_type(f)))
+                .collect();
+            return format!("Nested({})", fields.join(", "));
+        }
     };
     if col.nullable {
         format!("Nullable({base})")

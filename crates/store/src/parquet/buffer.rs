@@ -3,7 +3,7 @@
 //! the model's [`RowVisitor`] in column order ([`Record::visit_columns`], derived from the
 //! record struct), so there is no per-table code here.
 
-use mxray_model::columns::RowVisitor;
+use mxray_model::columns::{RowVisitor, TLSA_FIELDS};
 use mxray_model::{Record, RecordKind, TlsaRecord, UtcTime};
 
 use crate::schema::{columns, Column, ColumnType};
@@ -96,13 +96,6 @@ pub(super) struct ColumnBuffers {
     pub(super) rows: usize,
 }
 
-const TLSA_FIELDS: [(&str, ColumnType); 4] = [
-    ("usage", ColumnType::U8),
-    ("selector", ColumnType::U8),
-    ("matching_type", ColumnType::U8),
-    ("data", ColumnType::Str),
-];
-
 impl ColumnBuffers {
     pub(super) fn new(kind: RecordKind) -> ColumnBuffers {
         let mut leaves = Vec::new();
@@ -110,7 +103,7 @@ impl ColumnBuffers {
             match col.ty {
                 ColumnType::StrList => leaves.push(Leaf::new(col.ty, 1, 1)),
                 ColumnType::Tlsa => {
-                    for (_, ty) in TLSA_FIELDS {
+                    for Column { ty, .. } in TLSA_FIELDS {
                         leaves.push(Leaf::new(ty, 1, 1));
                     }
                 }

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use mxray_model::columns::TLSA_FIELDS;
 use mxray_model::RecordKind;
 use parquet::basic::{LogicalType, Repetition, TimeUnit, Type as Physical};
 use parquet::schema::types::{Type, TypePtr};
@@ -61,12 +62,10 @@ fn column_type(col: &Column) -> parquet::errors::Result<Type> {
             .build(),
         ColumnType::StrList => list_of(col.name, string_leaf("element", Repetition::REQUIRED)?),
         ColumnType::Tlsa => {
-            let fields = vec![
-                Arc::new(uint_leaf("usage", 8, Repetition::REQUIRED)?),
-                Arc::new(uint_leaf("selector", 8, Repetition::REQUIRED)?),
-                Arc::new(uint_leaf("matching_type", 8, Repetition::REQUIRED)?),
-                Arc::new(string_leaf("data", Repetition::REQUIRED)?),
-            ];
+            let fields = TLSA_FIELDS
+                .iter()
+                .map(|f| column_type(f).map(Arc::new))
+                .collect::<parquet::errors::Result<Vec<_>>>()?;
             let element = Type::group_type_builder("element")
                 .with_repetition(Repetition::REQUIRED)
                 .with_fields(fields)
