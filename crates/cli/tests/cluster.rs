@@ -185,8 +185,11 @@ fn spawn_lab_scan(domains: &str, extra: &[&str], url: &str, out: &Path, log: &Pa
         .expect("start mxray scan")
 }
 
+/// One of three shards, paced (300 new connections/s, some 10 s for its ~3,000) so that the
+/// replica is killed while every scanner still writes, however fast the machine is.
 fn scan_shard(shard: usize, url: &str, out: &Path, log: &Path) -> Child {
-    spawn_lab_scan("6000", &["--shard", &format!("{shard}/3")], url, out, log)
+    let shard = format!("{shard}/3");
+    spawn_lab_scan("6000", &["--shard", &shard, "--rate", "300"], url, out, log)
 }
 
 fn campaign_of(dir: &Path) -> String {
@@ -417,8 +420,11 @@ fn wait_for_mutations(cluster: &Cluster, db: &str) {
     }
 }
 
-fn rerun_scan(url: &str, out: &Path, log: &Path) -> Child {
-    spawn_lab_scan("3000", &["--campaign", "rerun-test"], url, out, log)
+/// The same campaign shard every time; `extra` arguments only pace it.
+fn rerun_scan(url: &str, out: &Path, log: &Path, extra: &[&str]) -> Child {
+    let mut args = vec!["--campaign", "rerun-test"];
+    args.extend_from_slice(extra);
+    spawn_lab_scan("3000", &args, url, out, log)
 }
 
 #[test]
@@ -427,8 +433,8 @@ fn a_shard_rerun_without_its_directory_replaces_the_dead_attempt() {
     let db = "rerun";
     migrate_cluster(&cluster, "s1r1", db, "migrate --cluster");
     // An upgrade on the cluster: take the database back to schema version 3 (without
-    // `scans.campaign` and the view `scan_dates`), then migrate again: the column comes back on
-    // every node, local and Distributed tables alike, and so does the view.
+    // `scans.campaign` and the views), then migrate again: the column comes back on every
+    // node, local and Distributed tables alike, and so do the views.
     let s1r1 = &cluster.urls["s1r1"];
     execute(
         s1r1,
@@ -437,10 +443,12 @@ fn a_shard_rerun_without_its_directory_replaces_the_dead_attempt() {
     for url in cluster.urls.values() {
         execute(url, &format!("ALTER TABLE {db}.scans DROP COLUMN campaign"));
     }
-    execute(
-        s1r1,
-        &format!("DROP TABLE {db}.scan_dates ON CLUSTER {CLUSTER}"),
-    );
+    for view in mxray_store::schema::views() {
+        execute(
+            s1r1,
+            &format!("DROP TABLE {db}.{} ON CLUSTER {CLUSTER}", view.name),
+        );
+    }
     execute(
         s1r1,
         &format!("ALTER TABLE {db}.schema_migrations DELETE WHERE version >= 4"),
@@ -460,21 +468,28 @@ fn a_shard_rerun_without_its_directory_replaces_the_dead_attempt() {
             ),
         );
         assert_eq!(n, 2, "campaign column on {node}");
-        let view = query_u64(
-            url,
-            &format!(
-                "SELECT count() FROM system.tables WHERE database = '{db}' \
-                 AND name = 'scan_dates' AND engine = 'View'"
-            ),
-        );
-        assert_eq!(view, 1, "scan_dates view on {node}");
+        for view in mxray_store::schema::views() {
+            let n = query_u64(
+                url,
+                &format!(
+                    "SELECT count() FROM system.tables WHERE database = '{db}' \
+                     AND name = '{}' AND engine = 'View'",
+                    view.name
+                ),
+            );
+            assert_eq!(n, 1, "{} view on {node}", view.name);
+        }
     }
     let tmp = tempfile::tempdir().expect("tmp");
-    // The first attempt dies (SIGKILL, like its node) after some of its rows are stored.
+    // The first attempt dies (SIGKILL, like its node) after some of its rows are stored. It
+    // is paced (200 new connections/s: some 20 s for its ~4,500 connections) so that the kill
+    // falls in its middle however fast the machine is; unpaced, a fast machine finished
+    // nearly all 3,000 domains before its first rows were visible.
     let mut dead = rerun_scan(
         &cluster.db_url("s2r1", db),
         &tmp.path().join("dead"),
         &tmp.path().join("dead.log"),
+        &["--rate", "200"],
     );
     let deadline = Instant::now() + Duration::from_secs(60);
     while query_u64(
@@ -503,7 +518,7 @@ fn a_shard_rerun_without_its_directory_replaces_the_dead_attempt() {
     // The retry runs elsewhere, without the first attempt's directory.
     let again_dir = tmp.path().join("again");
     let log = tmp.path().join("again.log");
-    let status = rerun_scan(&cluster.db_url("s1r1", db), &again_dir, &log)
+    let status = rerun_scan(&cluster.db_url("s1r1", db), &again_dir, &log, &[])
         .wait()
         .expect("wait");
     let stderr = std::fs::read_to_string(&log).unwrap_or_default();
